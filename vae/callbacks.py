@@ -1,0 +1,68 @@
+"""Lightning callbacks of this project. Checkpointing and progress bars are Lightning's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import WandbLogger
+import torch
+from torchvision.io import encode_png
+
+from vae import figures
+from vae.atomic import atomic_write_bytes
+
+
+class ImageLogger(L.Callback):
+    """Every ``every_n_steps`` training steps and once after testing, draws the model's figures,
+    saves them as PNGs under ``output_dir`` and sends them to every logger that takes images.
+
+    Figures: reconstructions beside their inputs, the 2-D traversal grid (latent dims 0 and 1),
+    one traversal row per latent dim, samples from the prior, and for a 2-D latent space the
+    test set's posterior means coloured by digit.
+    """
+
+    def __init__(self, output_dir: str, every_n_steps: int = 256, num_examples: int = 8,
+                 traversal_steps: int = 11, traversal_span: float = 3.0, num_samples: int = 64):
+        self.output_dir = Path(output_dir)
+        self.every_n_steps, self.num_examples = every_n_steps, num_examples
+        self.traversal_steps, self.traversal_span, self.num_samples = traversal_steps, traversal_span, num_samples
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step < (trainer.max_steps or -1):
+            self.log_figures(trainer, pl_module, final=False)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.log_figures(trainer, pl_module, final=True)
+
+    def draw(self, trainer: L.Trainer, model, final: bool) -> dict[str, torch.Tensor]:
+        images, labels = trainer.datamodule.split("test" if final else "val")
+        grids = {"reconstructions": figures.reconstructions(model, images[: self.num_examples]),
+                 "traversal_rows": figures.traversal_rows(model, self.traversal_steps, self.traversal_span),
+                 "prior_samples": figures.prior_samples(model, self.num_samples)}
+        if model.latent_size >= 2:
+            grids["traversal_grid"] = figures.traversal_grid(model, self.traversal_steps, self.traversal_span)
+        if final and model.latent_size == 2:
+            grids["latent_scatter"] = figures.latent_scatter(model, images, labels)
+        return grids
+
+    def log_figures(self, trainer: L.Trainer, model, final: bool) -> None:
+        if not trainer.is_global_zero:
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            grids = self.draw(trainer, model, final)
+        finally:
+            model.train(was_training)
+        step = trainer.global_step
+        suffix = "" if final else f"_step{step:06d}"
+        for name, grid in grids.items():
+            atomic_write_bytes(self.output_dir / f"{name}{suffix}.png", encode_png(grid).numpy().tobytes())
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):  # CSVLogger has no images; the PNGs above serve it
+                import wandb
+
+                logger.experiment.log({f"images/{name}": wandb.Image(grid.permute(1, 2, 0).numpy())
+                                       for name, grid in grids.items()} | {"trainer/global_step": step})

@@ -1,0 +1,99 @@
+"""The command line's contract: a user's mistake costs one line on stderr and exit code 2.
+
+Hydra prints composition errors over several lines with a hint about HYDRA_FULL_ERROR, and
+errors raised by the task with a traceback. ``run_cli`` asks Hydra to re-raise instead
+(HYDRA_FULL_ERROR=1) and turns every user-fixable error into one line. Anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from typing import Callable
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from vae.config import TrainConfig, expects, validate
+from vae.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+class ValidateConfig(Callback):
+    """Check a single run's values before Hydra creates its output folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        validate(config)
+
+
+def top_level_keys() -> list[str]:
+    return list(TrainConfig.__dataclass_fields__)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def describe(exc: BaseException) -> str | None:
+    """One line for a user-fixable error, or None if it is not one."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(exc)
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse override: {_first_line(exc)}"
+    if isinstance(exc, ConfigCompositionException):
+        cause = exc.__cause__
+        override = re.search(r"override (\S+)", str(exc))
+        if isinstance(cause, ValidationError):
+            key = cause.full_key or (override.group(1).split("=")[0] if override else "?")
+            wanted = expects(key) or _first_line(cause.msg)
+            shown = override.group(1) if override else key
+            return f"{shown} is invalid; {key} must be {wanted}"
+        if isinstance(cause, ConfigKeyError) or "Could not override" in str(exc):
+            return _unknown_key(str(exc))
+        return _first_line(exc) + (f" ({_first_line(cause)})" if cause else "")
+    if isinstance(exc, OmegaConfBaseException):
+        return _first_line(exc)
+    return None
+
+
+def _missing_option(exc: MissingConfigException) -> str:
+    text = str(exc)
+    found = re.search(r"Could not find '([^']+)/([^'/]+)'", text) or re.search(r"Could not load '([^']+)/([^'/]+)'", text)
+    options = exc.options or re.findall(r"^\t(\S+)$", text, flags=re.M)
+    if found:
+        group, name = found.groups()
+        hint = difflib.get_close_matches(name, options or [], n=1)
+        suggestion = f" (did you mean {group}={hint[0]}?)" if hint else ""
+        return f"{group}={name} is not an option{suggestion}; {group} must be one of: {', '.join(options or [])}"
+    return _first_line(text)
+
+
+def _unknown_key(text: str) -> str:
+    found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)'", text)
+    key = found.group(1) if found else "?"
+    parent, _, leaf = key.rpartition(".")
+    siblings = top_level_keys() if not parent else []
+    hint = difflib.get_close_matches(leaf, siblings, n=1)
+    suggestion = f"; did you mean {hint[0]}?" if hint else ""
+    return f"unknown config key '{key}'{suggestion} (to add a new key on purpose, write +{key}=...)"
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    # Hydra re-raises instead of printing its own multi-line report; we print one line.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except Exception as exc:  # noqa: BLE001 - sorted into user errors and bugs just below
+        line = describe(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

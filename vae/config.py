@@ -1,0 +1,132 @@
+"""The config's schema and value rules.
+
+Types are checked by OmegaConf while Hydra composes (the dataclasses below are the schema of
+``conf/train.yaml``); ranges and choices are checked by ``validate`` before any work starts.
+``RULES`` is the one place that says what each key accepts: validation and the one-line error
+messages both read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from vae.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+if not OmegaConf.has_resolver("project_root"):
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+
+
+# --- schema: types -----------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    data_dir: str = "data"
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    val_size: int = 10_000
+    binarize: str = "dynamic"
+    split_seed: int = 0
+    download: bool = True
+    train_subset: Optional[int] = None
+
+
+@dataclass
+class LossConfig:
+    reduction: str = "sum"
+
+
+@dataclass
+class EvalConfig:
+    iwae_samples: int = 16
+
+
+@dataclass
+class TrainConfig:
+    beta: float = 1.0
+    latent_size: int = 10
+    seed: int = 0
+    torch_threads: int = 1
+    progress_bar: str = "auto"
+    ckpt_path: Optional[str] = None
+    task_name: str = "train"
+    optimized_metric: Optional[str] = None
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = None
+    trainer: Any = None
+    logger: Any = None
+    callbacks: Any = None
+    paths: Any = None
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+# --- rules: ranges and choices -----------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    expects: str                      # what the key accepts, as the error message says it
+    ok: Callable[[Any], bool]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _one_of(*choices: str) -> Rule:
+    return Rule(f"one of: {', '.join(choices)}", lambda v: v in choices)
+
+
+RULES: dict[str, Rule] = {
+    "beta": Rule("a number ≥ 0 (0 = plain autoencoder, 1 = standard VAE), e.g. beta=0.5",
+                 lambda v: _number(v) and v >= 0),
+    "latent_size": Rule("an integer ≥ 1, e.g. latent_size=10", _int_at_least(1)),
+    "seed": Rule("an integer ≥ 0", _int_at_least(0)),
+    "torch_threads": Rule("an integer ≥ 1", _int_at_least(1)),
+    "progress_bar": _one_of("auto", "rich", "none"),
+    "loss.reduction": _one_of("sum", "mean"),
+    "eval.iwae_samples": Rule("an integer ≥ 1", _int_at_least(1)),
+    "data.batch_size": Rule("an integer ≥ 1", _int_at_least(1)),
+    "data.eval_batch_size": Rule("an integer ≥ 1", _int_at_least(1)),
+    "data.val_size": Rule("an integer from 1 to 59999", lambda v: _int_at_least(1)(v) and v < 60_000),
+    "data.binarize": _one_of("none", "dynamic"),
+    "data.split_seed": Rule("an integer ≥ 0", _int_at_least(0)),
+    "data.train_subset": Rule("null or an integer ≥ 1", lambda v: v is None or _int_at_least(1)(v)),
+    "model.optimizer.lr": Rule("a number > 0, e.g. 1e-3", lambda v: _number(v) and v > 0),
+    "trainer.max_steps": Rule("an integer ≥ 1", _int_at_least(1)),
+    "logger.kind": _one_of("wandb", "csv", "none"),
+    "logger.mode": _one_of("auto", "online", "offline", "disabled"),
+}
+
+
+def expects(key: str) -> str | None:
+    rule = RULES.get(key)
+    return rule.expects if rule else None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError, naming the key and what it accepts, for the first bad value."""
+    for key, rule in RULES.items():
+        value = OmegaConf.select(cfg, key, default="<absent>")
+        if value == "<absent>" and key.startswith("logger.mode") and OmegaConf.select(cfg, "logger.kind") != "wandb":
+            continue
+        if value == "<absent>":
+            raise ConfigError(f"{key} is missing from the config; it must be {rule.expects}")
+        if not rule.ok(value):
+            raise ConfigError(f"{key}={value} is invalid; it must be {rule.expects}")
+    data_subset = cfg.data.train_subset
+    if data_subset is not None and data_subset < cfg.data.batch_size:
+        raise ConfigError(f"data.train_subset={data_subset} is smaller than data.batch_size="
+                          f"{cfg.data.batch_size}; raise it or lower the batch size")

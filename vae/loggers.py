@@ -1,0 +1,71 @@
+"""Experiment loggers: W&B (default), CSV, or none. Lightning's own logger classes do the work."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(requested: str) -> str:
+    """offline when there is no API key (sync later with `wandb sync`), online when there is one.
+
+    WANDB_MODE, when set, wins over the config, as W&B's own tools behave.
+    """
+    mode = os.environ.get("WANDB_MODE") or requested
+    if mode == "auto":
+        mode = "online" if has_wandb_credentials() else "offline"
+    if mode == "online" and not has_wandb_credentials():
+        log.warning("W&B online mode needs an API key (`wandb login` or WANDB_API_KEY); "
+                    "logging offline instead, sync later with `wandb sync`")
+        mode = "offline"
+    return mode
+
+
+def build_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None):
+    kind = cfg.logger.kind
+    if kind == "none":
+        return None
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(output_dir), name="csv", version="")
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = wandb_mode(cfg.logger.mode)
+    os.environ["WANDB_MODE"] = mode  # the wandb client reads it; keeps every part of it in one mode
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return WandbLogger(
+        project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
+        group=cfg.logger.group or group, job_type=cfg.logger.job_type,
+        tags=list(cfg.logger.tags), save_dir=str(output_dir), offline=(mode == "offline"),
+        mode=mode, config=config, log_model=False,
+    )
+
+
+def finish_loggers(loggers, failed: bool) -> None:
+    """Close every logger, marking the run failed if it was. In a multirun, a W&B run left open
+    would be reused by the next job, so this runs in a ``finally:``."""
+    for logger in loggers:
+        logger.finalize("failed" if failed else "success")
+    import sys
+
+    if "wandb" in sys.modules:  # never import wandb (0.7 s) just to close nothing
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)

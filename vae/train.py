@@ -1,0 +1,114 @@
+"""``train(cfg)``: one run, from a composed config to its test metrics.
+
+Data flows one way: config -> datamodule and model -> trainer -> metrics (metrics.json, loggers).
+``train.py`` calls this under Hydra; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vae.atomic import atomic_write_json
+from vae.config import validate
+from vae.data import MNISTDataModule
+from vae.loggers import build_logger, finish_loggers
+from vae.model import BetaVAE
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
+    return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
+
+
+def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
+    shapes = {"image_shape": image_shape, "latent_size": cfg.latent_size}
+    return BetaVAE(
+        encoder=instantiate(cfg.model.encoder, **shapes), decoder=instantiate(cfg.model.decoder, **shapes),
+        latent_size=cfg.latent_size, beta=cfg.beta, reduction=cfg.loss.reduction,
+        lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, image_shape=image_shape)
+
+
+def run_identity() -> tuple[str, str | None]:
+    """(run name, group): the job's overrides, e.g. ``beta=0.01,latent_size=2``, and in a
+    multirun the sweep folder's name, so that W&B groups a sweep's runs together."""
+    if not HydraConfig.initialized():
+        return "train", None
+    hc = HydraConfig.get()
+    name = hc.job.override_dirname or hc.job.name
+    group = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else None
+    return name, group
+
+
+def interactive(cfg: DictConfig) -> bool:
+    """A progress bar only for a person at a terminal: not in multirun, CI, or a pipe."""
+    if cfg.progress_bar != "auto":
+        return cfg.progress_bar == "rich"
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    return sys.stderr.isatty() and not multirun and not os.environ.get("CI")
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer:
+    callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
+    show_progress = interactive(cfg)
+    if show_progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    else:
+        for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and similar
+            logging.getLogger(name).setLevel(logging.WARNING)
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Validate at least once, at the end, even when max_steps is below the usual interval.
+    interval = trainer_kwargs.get("val_check_interval")
+    if isinstance(interval, int):
+        trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
+    return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,
+                     default_root_dir=str(output_dir), enable_progress_bar=show_progress)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train, test, and return the test metrics (also written to ``<output_dir>/metrics.json``)."""
+    validate(cfg)
+    started = time.perf_counter()
+    torch.set_num_threads(cfg.torch_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    model = build_model(cfg, datamodule.image_shape)
+    run_name, group = run_identity()
+    logger = build_logger(cfg, output_dir, run_name, group)
+    loggers = [logger] if logger is not None else []
+    failed = True
+    try:
+        trainer = build_trainer(cfg, output_dir, loggers)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics = {**{f"test/{k}": v for k, v in model.test_results.items()}, **val,
+                   "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3),
+                   "run_name": run_name}
+        atomic_write_json(output_dir / "metrics.json", metrics)
+        if logger is not None and hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
+            logger.experiment.summary.update({k: v for k, v in metrics.items() if k != "run_name"})
+        log.info("%s: test −ELBO %.2f, NLL(k=%d) %.2f, rate %.2f, distortion %.2f, active units %d (%.1f s)",
+                 run_name, metrics["test/neg_elbo"], model.iwae_samples, metrics["test/nll_iwae"],
+                 metrics["test/rate"], metrics["test/distortion"], metrics["test/active_units"],
+                 metrics["wall_time_s"])
+        failed = False
+        return metrics
+    finally:
+        finish_loggers(loggers, failed=failed)
