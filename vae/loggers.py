@@ -36,7 +36,7 @@ def wandb_mode(requested: str) -> str:
     return mode
 
 
-def build_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None):
+def build_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False):
     kind = cfg.logger.kind
     if kind == "none":
         return None
@@ -47,14 +47,29 @@ def build_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | 
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(cfg.logger.mode)
-    os.environ["WANDB_MODE"] = mode  # the wandb client reads it; keeps every part of it in one mode
+    import wandb
+
     config = OmegaConf.to_container(cfg, resolve=True)
-    return WandbLogger(
+    logger = WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
         group=cfg.logger.group or group, job_type=cfg.logger.job_type,
         tags=list(cfg.logger.tags), save_dir=str(output_dir), offline=(mode == "offline"),
-        mode=mode, config=config, log_model=False,
+        mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet),
     )
+    # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
+
+
+def describe_wandb_run(logger) -> str | None:
+    """Where an offline run went and how to upload or browse it, in one line."""
+    run = getattr(logger, "_experiment", None)
+    if run is None:
+        return None
+    run_dir = Path(run.settings.sync_dir)
+    if run.offline:
+        return f"W&B run saved offline in {run_dir}; upload: wandb sync {run_dir}; browse: wandb leet {run_dir}"
+    return f"W&B run: {run.url}"
 
 
 def finish_loggers(loggers, failed: bool) -> None:

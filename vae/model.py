@@ -146,9 +146,7 @@ class BetaVAE(L.LightningModule):
         results["neg_elbo"] = results["distortion"] + results["rate"]
         self.log_dict({f"test/{k}": v for k, v in results.items()})
         self.test_results = {k: float(v) for k, v in results.items()}
-        self.test_results.update(kl_per_dim=[float(v) for v in kl_per_dim],
-                                 iwae_samples=self.iwae_samples, beta=self.beta, beta_eff=self.beta_eff,
-                                 reduction=self.reduction, latent_size=self.latent_size)
+        self.test_results["kl_per_dim"] = [float(v) for v in kl_per_dim]
 
     # --- helpers for figures -------------------------------------------------------------
     @torch.no_grad()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.loggers import WandbLogger
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae.atomic import atomic_write_json
 from vae.config import validate
 from vae.data import MNISTDataModule
-from vae.loggers import build_logger, finish_loggers
+from vae.loggers import build_logger, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,19 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer
                      default_root_dir=str(output_dir), enable_progress_bar=show_progress)
 
 
+def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
+    """The settings a reader compares runs by (the full config is in .hydra/config.yaml)."""
+    return {"beta": cfg.beta, "beta_eff": model.beta_eff, "latent_size": cfg.latent_size,
+            "reduction": cfg.loss.reduction, "binarize": cfg.data.binarize, "seed": cfg.seed,
+            "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
+            "model": cfg.model.encoder._target_.rsplit(".", 1)[-1]}
+
+
 def train(cfg: DictConfig) -> dict:
-    """Train, test, and return the test metrics (also written to ``<output_dir>/metrics.json``)."""
+    """Train, test, and return the metrics (flat ``test/*``, ``val/*`` keys, as sweepers read them).
+
+    ``<output_dir>/metrics.json`` holds them with the run's name and key params.
+    """
     validate(cfg)
     started = time.perf_counter()
     torch.set_num_threads(cfg.torch_threads)
@@ -90,7 +102,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     model = build_model(cfg, datamodule.image_shape)
     run_name, group = run_identity()
-    logger = build_logger(cfg, output_dir, run_name, group)
+    logger = build_logger(cfg, output_dir, run_name, group, quiet=not interactive(cfg))
     loggers = [logger] if logger is not None else []
     failed = True
     try:
@@ -99,15 +111,18 @@ def train(cfg: DictConfig) -> dict:
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics = {**{f"test/{k}": v for k, v in model.test_results.items()}, **val,
-                   "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3),
-                   "run_name": run_name}
-        atomic_write_json(output_dir / "metrics.json", metrics)
-        if logger is not None and hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-            logger.experiment.summary.update({k: v for k, v in metrics.items() if k != "run_name"})
+                   "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3)}
+        record = {"run_name": run_name, "params": run_params(cfg, model), "metrics": metrics}
+        atomic_write_json(output_dir / "metrics.json", record)
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(metrics | {"beta_eff": model.beta_eff})
         log.info("%s: test −ELBO %.2f, NLL(k=%d) %.2f, rate %.2f, distortion %.2f, active units %d (%.1f s)",
                  run_name, metrics["test/neg_elbo"], model.iwae_samples, metrics["test/nll_iwae"],
                  metrics["test/rate"], metrics["test/distortion"], metrics["test/active_units"],
                  metrics["wall_time_s"])
+        where = describe_wandb_run(logger) if isinstance(logger, WandbLogger) else None
+        if where:
+            log.info(where)
         failed = False
         return metrics
     finally:
