@@ -36,14 +36,17 @@ def wandb_mode(requested: str) -> str:
     return mode
 
 
-def build_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False):
-    kind = cfg.logger.kind
-    if kind == "none":
-        return None
-    if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
+def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False) -> list:
+    """The history CSV (always: reports read curves from it), plus W&B when logger=wandb."""
+    from lightning.pytorch.loggers import CSVLogger
 
-        return CSVLogger(save_dir=str(output_dir), name="csv", version="")
+    loggers = [] if cfg.logger.kind == "none" else [CSVLogger(save_dir=str(output_dir), name="csv", version="")]
+    if cfg.logger.kind == "wandb":
+        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet))
+    return loggers
+
+
+def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool):
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(cfg.logger.mode)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae.atomic import atomic_write_json
 from vae.config import validate
 from vae.data import MNISTDataModule
-from vae.loggers import build_logger, describe_wandb_run, finish_loggers
+from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     model = build_model(cfg, datamodule.image_shape)
     run_name, group = run_identity()
-    logger = build_logger(cfg, output_dir, run_name, group, quiet=not interactive(cfg))
-    loggers = [logger] if logger is not None else []
+    loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg))
+    wandb_logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+    record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
     failed = True
     try:
         trainer = build_trainer(cfg, output_dir, loggers)
@@ -112,18 +113,23 @@ def train(cfg: DictConfig) -> dict:
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics = {**{f"test/{k}": v for k, v in model.test_results.items()}, **val,
                    "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3)}
-        record = {"run_name": run_name, "params": run_params(cfg, model), "metrics": metrics}
+        record.update(status="completed", metrics=metrics)
         atomic_write_json(output_dir / "metrics.json", record)
-        if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(metrics | {"beta_eff": model.beta_eff})
+        if wandb_logger is not None:
+            wandb_logger.experiment.summary.update(metrics | {"beta_eff": model.beta_eff})
         log.info("%s: test −ELBO %.2f, NLL(k=%d) %.2f, rate %.2f, distortion %.2f, active units %d (%.1f s)",
                  run_name, metrics["test/neg_elbo"], model.iwae_samples, metrics["test/nll_iwae"],
                  metrics["test/rate"], metrics["test/distortion"], metrics["test/active_units"],
                  metrics["wall_time_s"])
-        where = describe_wandb_run(logger) if isinstance(logger, WandbLogger) else None
+        where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
         if where:
             log.info(where)
         failed = False
         return metrics
+    except BaseException as exc:
+        # Recorded, not dropped: a report or sweeper reading this folder sees why the run failed.
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".strip())
+        atomic_write_json(output_dir / "metrics.json", record)
+        raise
     finally:
         finish_loggers(loggers, failed=failed)
