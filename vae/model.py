@@ -36,7 +36,7 @@ class BetaVAE(L.LightningModule):
                  image_shape: tuple[int, ...] = (1, 28, 28)):
         super().__init__()
         # Networks are rebuilt from the config on resume; only scalars go in the checkpoint's hparams.
-        self.save_hyperparameters(ignore=["encoder", "decoder"])
+        self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)  # the full config is logged instead
         self.encoder, self.decoder = encoder, decoder
         self.latent_size, self.beta, self.reduction, self.lr = latent_size, beta, reduction, lr
         self.iwae_samples = iwae_samples
