@@ -28,17 +28,8 @@ from vae.mnist_files import ensure_mnist  # noqa: E402
 CONF_DIR = PROJECT_ROOT / "conf"
 PYTHON = sys.executable
 
-# A run small enough for a test: a few steps on a subset, a cheap NLL estimate.
-TINY = [
-    "trainer.max_steps=30",
-    "trainer.val_check_interval=15",
-    "trainer.log_every_n_steps=5",
-    "data.train_subset=2000",
-    "data.val_size=1000",
-    "eval.iwae_samples=4",
-    "callbacks.images.every_n_steps=15",
-    "callbacks.checkpoint.every_n_train_steps=15",
-]
+# A run small enough for a test (conf/debug/smoke.yaml): 30 steps on a subset, a cheap NLL.
+TINY = ["debug=smoke"]
 
 
 @pytest.fixture(scope="session")
