@@ -55,12 +55,12 @@ def run_task(task: Callable[[DictConfig], object], cfg: DictConfig) -> object:
     In a multirun the error stays an ordinary exception, so Hydra records that job as failed
     and the sweep goes on with the others.
     """
-    from hydra.core.hydra_config import HydraConfig
+    from vae.train import is_multirun
 
     try:
         return task(cfg)
     except UserError as exc:
-        if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        if is_multirun():
             raise
         raise AbortRun(exc) from exc
 

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,6 +56,11 @@ def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
         lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, image_shape=image_shape)
 
 
+def is_multirun() -> bool:
+    # mode is None when a config was composed with hydra.compose (tests), not by the CLI
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run_identity() -> tuple[str, str | None]:
     """(run name, group): the job's overrides, e.g. ``beta=0.01,latent_size=2``, and in a
     multirun the sweep folder's name, so that W&B groups a sweep's runs together."""
@@ -62,7 +68,7 @@ def run_identity() -> tuple[str, str | None]:
         return "train", None
     hc = HydraConfig.get()
     name = hc.job.override_dirname or hc.job.name
-    group = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else None
+    group = Path(hc.sweep.dir).name if is_multirun() else None
     return name, group
 
 
@@ -70,8 +76,7 @@ def interactive(cfg: DictConfig) -> bool:
     """A progress bar only for a person at a terminal: not in multirun, CI, or a pipe."""
     if cfg.progress_bar != "auto":
         return cfg.progress_bar == "rich"
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
-    return sys.stderr.isatty() and not multirun and not os.environ.get("CI")
+    return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer:
