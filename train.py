@@ -4,11 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from vae.cli import run_cli, run_task
-from vae.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
+    # Imported here, not at the top: when a launcher runs jobs in worker processes, the parent
+    # never trains and need not spend ~6 s importing Lightning and torchvision.
+    from vae.train import train
+
     return run_task(train, cfg)
 
 

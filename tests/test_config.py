@@ -10,7 +10,8 @@ from conftest import compose_cfg, run_cli
 from vae.cli import describe
 from vae.errors import DataError
 from vae.model import BetaVAE
-from vae.train import build_model, preflight
+from vae.preflight import preflight
+from vae.train import build_model
 
 
 def first_error(overrides: list[str], tmp_path: Path, data_dir: Path) -> str:

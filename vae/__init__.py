@@ -5,6 +5,9 @@ import warnings
 
 # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for a user to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# The model steps its optimiser itself; a checkpoint then holds the state after step N, and its
+# step counter says N, which is what resuming needs. Lightning warns about it regardless.
+warnings.filterwarnings("ignore", message=r".*Using ModelCheckpoint with manual optimization.*")
 
 
 class _DropAdverts(logging.Filter):

@@ -25,6 +25,14 @@ from vae.errors import UserError
 EXIT_USER_ERROR = 2
 
 
+def is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    # mode is None when a config was composed with hydra.compose (tests), not by the CLI
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 class AbortRun(BaseException):
     """Carries a UserError past Hydra, which would otherwise catch it.
 
@@ -41,7 +49,7 @@ class ValidateConfig(Callback):
     """Check a single run's values before Hydra creates its output folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        from vae.train import preflight
+        from vae.preflight import preflight
 
         try:
             preflight(config)
@@ -55,8 +63,6 @@ def run_task(task: Callable[[DictConfig], object], cfg: DictConfig) -> object:
     In a multirun the error stays an ordinary exception, so Hydra records that job as failed
     and the sweep goes on with the others.
     """
-    from vae.train import is_multirun
-
     try:
         return task(cfg)
     except UserError as exc:

@@ -16,19 +16,16 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vae.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
-from vae.config import validate
-from vae.data import IMAGE_SHAPE, MNISTDataModule
-from vae.mnist_files import check_data_dir
-from vae.errors import ConfigError, UserError
+from vae.cli import is_multirun
+from vae.data import MNISTDataModule
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
+from vae.preflight import build_network, preflight
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +34,14 @@ def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
     return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
 
 
-def build_network(node: DictConfig, key: str, **shapes):
-    """instantiate() with its errors turned into one line naming the config node."""
-    try:
-        return instantiate(node, **shapes)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, UserError):
-            raise exc.__cause__ from None
-        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
-        raise ConfigError(f"{key} cannot be built from its config: {reason}") from None
-
-
 def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
     shapes = {"image_shape": image_shape, "latent_size": cfg.latent_size}
     return BetaVAE(
+        gradient_clip_val=(cfg.trainer or {}).get("gradient_clip_val"),
         encoder=build_network(cfg.model.encoder, "model.encoder", **shapes),
         decoder=build_network(cfg.model.decoder, "model.decoder", **shapes),
         latent_size=cfg.latent_size, beta=cfg.beta, reduction=cfg.loss.reduction,
         lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, image_shape=image_shape)
-
-
-def is_multirun() -> bool:
-    # mode is None when a config was composed with hydra.compose (tests), not by the CLI
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def run_identity() -> tuple[str, str | None]:
@@ -89,6 +71,9 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer
         for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and similar
             logging.getLogger(name).setLevel(logging.WARNING)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # The model steps its optimiser itself (see BetaVAE.__init__) and applies the clip value;
+    # Lightning refuses the Trainer argument in that mode, so it is handed over, not dropped.
+    trainer_kwargs.pop("gradient_clip_val", None)
     # Validate at least once, at the end, even when max_steps is below the usual interval.
     interval = trainer_kwargs.get("val_check_interval")
     if isinstance(interval, int):
@@ -103,15 +88,6 @@ def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
             "reduction": cfg.loss.reduction, "binarize": cfg.data.binarize, "seed": cfg.seed,
             "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
             "model": cfg.model.encoder._target_.rsplit(".", 1)[-1]}
-
-
-def preflight(cfg: DictConfig) -> None:
-    """Every check that needs no data and writes nothing, so that a mistake stops a run or a
-    sweep before any folder is made: value rules, the data folder, and building the networks
-    (milliseconds), which catches bad network options."""
-    validate(cfg)
-    check_data_dir(cfg.data.data_dir)
-    build_model(cfg, IMAGE_SHAPE)
 
 
 def train(cfg: DictConfig) -> dict:

@@ -11,7 +11,7 @@ from typing import Any, List
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from vae.train import preflight
+from vae.preflight import preflight
 
 
 class CheckedBasicSweeper(BasicSweeper):
