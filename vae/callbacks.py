@@ -59,14 +59,16 @@ class ImageLogger(L.Callback):
             model.train(was_training)
         step = trainer.global_step
         suffix = "" if final else f"_step{step:06d}"
+        paths = {name: self.output_dir / f"{name}{suffix}.png" for name in grids}
         for name, grid in grids.items():
-            atomic_write_bytes(self.output_dir / f"{name}{suffix}.png", encode_png(grid).numpy().tobytes())
+            atomic_write_bytes(paths[name], encode_png(grid).numpy().tobytes())
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):  # CSVLogger has no images; the PNGs above serve it
                 import wandb
 
-                logger.experiment.log({f"images/{name}": wandb.Image(grid.permute(1, 2, 0).numpy())
-                                       for name, grid in grids.items()} | {"trainer/global_step": step})
+                # From the PNG files just written: wandb.Image of an array would encode it again.
+                logger.experiment.log({f"images/{name}": wandb.Image(str(path)) for name, path in paths.items()}
+                                      | {"trainer/global_step": step})
 
 
 class StepProgressBar(RichProgressBar):

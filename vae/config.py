@@ -46,6 +46,7 @@ class LossConfig:
 @dataclass
 class EvalConfig:
     iwae_samples: int = 16
+    nll_images: Optional[int] = 2000
 
 
 @dataclass
@@ -99,6 +100,8 @@ RULES: dict[str, Rule] = {
     "progress_bar": _one_of("auto", "rich", "none"),
     "loss.reduction": _one_of("sum", "mean"),
     "eval.iwae_samples": Rule("an integer ≥ 1", _int_at_least(1)),
+    "eval.nll_images": Rule("null (all 10000 test images) or an integer ≥ 1",
+                            lambda v: v is None or _int_at_least(1)(v)),
     "data.batch_size": Rule("an integer ≥ 1", _int_at_least(1)),
     "data.eval_batch_size": Rule("an integer ≥ 1", _int_at_least(1)),
     "data.val_size": Rule("an integer from 1 to 59999", lambda v: _int_at_least(1)(v) and v < 60_000),

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -41,7 +42,8 @@ def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
         encoder=build_network(cfg.model.encoder, "model.encoder", **shapes),
         decoder=build_network(cfg.model.decoder, "model.decoder", **shapes),
         latent_size=cfg.latent_size, beta=cfg.beta, reduction=cfg.loss.reduction,
-        lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, image_shape=image_shape)
+        lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, nll_images=cfg.eval.nll_images,
+        image_shape=image_shape)
 
 
 def run_identity() -> tuple[str, str | None]:
@@ -78,8 +80,11 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer
     interval = trainer_kwargs.get("val_check_interval")
     if isinstance(interval, int):
         trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
+    # Checkpoint only where the config asks: with callbacks=none Lightning would add its own.
+    checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,
-                     default_root_dir=str(output_dir), enable_progress_bar=show_progress)
+                     default_root_dir=str(output_dir), enable_progress_bar=show_progress,
+                     enable_checkpointing=checkpointing)
 
 
 def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
@@ -87,6 +92,7 @@ def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
     return {"beta": cfg.beta, "beta_eff": model.beta_eff, "latent_size": cfg.latent_size,
             "reduction": cfg.loss.reduction, "binarize": cfg.data.binarize, "seed": cfg.seed,
             "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
+            "nll_images": cfg.eval.nll_images,
             "model": cfg.model.encoder._target_.rsplit(".", 1)[-1]}
 
 
