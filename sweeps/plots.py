@@ -16,10 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sweeps.runs import METRICS, Run  # noqa: E402
 
 MARKERS = "os^DvPX*h<>"
+LOWER_IS_BETTER = {"nll_iwae", "neg_elbo", "distortion", "loss"}
 # A grid axis with more values than this (e.g. a continuous β from Optuna) is not drawn as a grid.
 MAX_GRID = 12
 STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f", "missing": "#7f7f7f"}
@@ -78,14 +80,16 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
         yspan = max(dists.max() - dists.min(), 1.0)
         xlim = (min(rates.min(), 0) - 0.08 * xspan, rates.max() + 0.15 * xspan)
         ylim = (dists.min() - 0.1 * yspan, dists.max() + 0.1 * yspan)
-        # Iso-lines D + R = c: every point on one has the same −ELBO.
+        # Iso-lines D + R = c: every point on one has the same −ELBO. Round levels across the
+        # window, each labelled where it leaves the top edge.
         totals = rates + dists
-        levels = np.unique(np.round(np.linspace(totals.min(), totals.max() + 0.5 * yspan, 6), 1))
+        levels = MaxNLocator(8).tick_values(xlim[0] + ylim[0], xlim[1] + ylim[1])
         xs = np.array(xlim)
         for c in levels:
             ax.plot(xs, c - xs, color="0.8", lw=0.8, ls="--", zorder=0)
-            ax.annotate(f"−ELBO={c:.0f}", xy=(xlim[0], c - xlim[0]), xytext=(2, 2), textcoords="offset points",
-                        fontsize=7, color="0.5", clip_on=True)
+            x_top = c - ylim[1]
+            if xlim[0] < x_top < xlim[1] - 0.04 * (xlim[1] - xlim[0]):
+                ax.text(x_top, ylim[1], f"{c:g}", fontsize=7, color="0.45", ha="left", va="top")
         best = int(np.argmin(totals))
         ax.plot(xs, totals[best] - xs, color="0.45", lw=1.0, ls="-", zorder=0,
                 label=f"best −ELBO = {totals[best]:.1f} ({point_label(done[best])})")
@@ -93,10 +97,12 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
         ax.step(rates[front], dists[front], where="post", color="crimson", lw=1.5, alpha=0.7, zorder=1,
                 label="Pareto front")
         ax.scatter(rates[front], dists[front], s=260, facecolors="none", edgecolors="crimson", lw=1.5, zorder=2)
-        for r, x, y in zip(done, rates, dists):
+        for k, (r, x, y) in enumerate(zip(done, rates, dists)):
             ax.scatter([x], [y], color=colours[r.beta], marker=markers[r.latent_size], s=70,
                        edgecolors="black", lw=0.5, zorder=3)
-            ax.annotate(point_label(r), (x, y), xytext=(6, 4), textcoords="offset points", fontsize=8)
+            # Alternate labels above and below their points, so neighbours don't print over each other.
+            ax.annotate(point_label(r), (x, y), xytext=(7, 5 if k % 2 == 0 else -12), textcoords="offset points",
+                        fontsize=8)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
     # Legend entries for β colours and latent-size markers.
@@ -113,7 +119,7 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
                 bbox=dict(facecolor="white", edgecolor="#d62728", alpha=0.85))
     ax.set_xlabel("rate R = KL(q(z|x) ‖ p(z))  [nats]")
     ax.set_ylabel("distortion D = −E log p(x|z)  [nats]")
-    ax.set_title("Rate–distortion plane (test set); dashed: −ELBO = D + R iso-lines")
+    ax.set_title("Rate–distortion plane (test set)\ndashed: −ELBO = D + R iso-lines, value at the top edge", fontsize=11)
     ax.legend(fontsize=7, loc="lower left", framealpha=0.85)
     ax.grid(alpha=0.2)
     fig.tight_layout()
@@ -180,7 +186,8 @@ def heatmap(runs: Sequence[Run], metric: str = "test/nll_iwae") -> bytes | None:
     ax.set_yticks(range(len(betas)), [fmt_beta(b) for b in betas])
     ax.set_xlabel("latent size")
     ax.set_ylabel("β")
-    ax.set_title(f"{metric} by β × latent size")
+    better = "lower" if metric.split("/")[-1] in LOWER_IS_BETTER else "higher" if metric.endswith("active_units") else None
+    ax.set_title(f"{metric} by β × latent size" + (f" ({better} is better)" if better else ""))
     fig.tight_layout()
     return png(fig)
 

@@ -80,6 +80,10 @@ def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def error_column_needed(rows: list[list[str]]) -> bool:
+    return any(row[-1] for row in rows)
+
+
 def csv_text(sweep: Sweep) -> str:
     """Every param and scalar metric of every run, one row per run, full precision."""
     params = list(dict.fromkeys(k for r in sweep.runs for k in r.params))
@@ -100,6 +104,8 @@ def print_table(sweep: Sweep, file=None) -> None:
     from rich.table import Table
 
     headers, rows = display_rows(sweep)
+    if not error_column_needed(rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
     styles = {"completed": "green", "failed": "red", "pruned": "yellow", "missing": "dim", "running": "dim"}
     table = Table(title=f"{sweep.path}  ({sweep.summary()})", title_justify="left")
     for h in headers:
@@ -107,7 +113,9 @@ def print_table(sweep: Sweep, file=None) -> None:
                          overflow="fold", max_width=40 if h == "error" else None)
     for run, row in zip(sweep.runs, rows):
         table.add_row(*row, style=styles.get(run.state))
-    Console(file=file or sys.stdout, width=200).print(table)
+    file = file or sys.stdout
+    # A terminal sets its own width; a log file or pipe gets room for every column.
+    Console(file=file, width=None if file.isatty() else 200).print(table)
 
 
 def missing_notes(sweep: Sweep) -> list[str]:
@@ -182,6 +190,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
     notes = missing_notes(sweep) + figure_notes
 
     headers, rows = display_rows(sweep)
+    if not error_column_needed(rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
     table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
     captions = {**FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1])}
     shown = [(captions[name][0], captions[name][1], figures[name]) for name in FIGURES if name in figures]
@@ -206,7 +216,7 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
 
 
 def describe(report: Report) -> list[str]:
-    lines = [f"report: {report.html}  (PNGs and runs.csv in {report.csv.parent})"]
+    lines = [f"report: {report.html}  (PNGs and runs.csv in {report.csv.parent}; built in {report.seconds:.1f} s)"]
     if report.wandb_run_dir is not None:
         lines.append(f"W&B report run: {report.wandb_run_dir}; upload: wandb sync {report.wandb_run_dir}; "
                      f"browse: wandb leet {report.wandb_run_dir}")
