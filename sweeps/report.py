@@ -35,7 +35,7 @@ FIGURES = {  # file stem -> (heading, caption)
     "heatmap": ("β × latent size", "The chosen metric per cell (mean if several runs share a cell); "
                 "hatched cells have no completed run and say why."),
     "mosaic_traversals": ("Latent traversals", "Each run's decoded traversal of latent dims 0 and 1 over "
-                          "[−3, 3] (or one row per dim): where a row turns uniform, the latent space collapsed."),
+                          "[−3, 3] (or one row per dim): where the digits stop changing along an axis, that latent dim collapsed."),
     "mosaic_reconstructions": ("Reconstructions", "Test inputs (top row of each cell) and their reconstructions."),
     "curves": ("Training curves", "Total loss, reconstruction and KL of every run against the training step."),
 }
@@ -185,6 +185,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
     for name, png in figures.items():
         paths[name] = out / f"{name}.png"
         atomic_write_bytes(paths[name], png)
+    for name in FIGURES.keys() - figures.keys():  # a figure this sweep can't have: drop an older one
+        (out / f"{name}.png").unlink(missing_ok=True)
     csv_path = out / "runs.csv"
     atomic_write_text(csv_path, csv_text(sweep))
     notes = missing_notes(sweep) + figure_notes

@@ -104,7 +104,8 @@ class Sweep:
 
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in STATES if self.count(s)]
-        return f"{len(self.runs)} runs: " + ", ".join(parts) if self.runs else "no runs"
+        noun = "run" if len(self.runs) == 1 else "runs"
+        return f"{len(self.runs)} {noun}: " + ", ".join(parts) if self.runs else "no runs"
 
 
 def _float(value: Any) -> float | None:
