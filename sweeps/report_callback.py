@@ -54,6 +54,8 @@ class SweepReport(Callback):
         # Only in the process that ran the sweep (a launcher's worker processes also hold this object).
         if self.pid != os.getpid() or self.done or self.sweep_dir is None or not self.sweep_dir.is_dir():
             return
+        if not any(self.sweep_dir.glob("*/.hydra")):
+            return  # no job started (e.g. a config error the sweeper caught first): nothing to compare
         log.info("The sweep stopped early (a job failed, or it was interrupted); reporting the runs it has")
         self.build()
 

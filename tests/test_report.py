@@ -158,6 +158,12 @@ def test_wandb_report_run_holds_the_table_and_the_images(sweep):
         assert image["_type"] == "image-file"
         assert pixel_std(run_dir / "files" / image["path"]) > 10, name
     assert summary["summary"]["runs_failed"] == 2
+    # ... and it sits in the same W&B group as the sweep's own runs
+    job_run = next((sweep_dir / "0" / "wandb").glob("offline-run-*"))
+    job_records = subprocess.run([WANDB, "leet", "inspect", "--json", str(job_run)],
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
+    job = next(json.loads(line)["run"] for line in job_records if '"type":"run"' in line)
+    assert job["run_group"] == run["run_group"] and job["project"] == run["project"]
 
 
 # --- partial sweeps, other sources, switches --------------------------------------------
@@ -208,6 +214,28 @@ def test_csv_logger_sweep_skips_wandb(sweep, tmp_path):
     report = make_report(runs, print_to=False)
     assert report.wandb_run_dir is None and not (copy / "wandb").exists()
     assert any("logger=csv" in note for note in report.notes)
+
+
+def test_a_sweep_that_succeeds_reports_at_its_end_and_skips_wandb_without_it(tmp_path):
+    sweep_dir = tmp_path / "ok"
+    proc = subprocess.run([sys.executable, "train.py", "-m", "beta=1", "latent_size=2", "logger=csv",
+                           "trainer.max_steps=5", "data.train_subset=2000", "eval.iwae_samples=2",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "stopped early" not in out                           # built by on_multirun_end
+    assert "logger=csv: no W&B report run" in out
+    assert [r["state"] for r in csv_rows(sweep_dir)] == ["completed"]
+    assert (sweep_dir / "report.html").is_file() and not (sweep_dir / "wandb").exists()
+
+
+def test_a_sweep_stopped_by_a_config_error_makes_no_report(tmp_path):
+    sweep_dir = tmp_path / "bad"
+    proc = subprocess.run([sys.executable, "train.py", "-m", "beta=-1,0.5", f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: beta=-1.0 is invalid")
+    assert not (sweep_dir / "report.html").exists() and not (sweep_dir / "wandb").exists()
 
 
 def test_report_errors_never_escape_the_callback(tmp_path, caplog, monkeypatch):
