@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Sequence
 
 import matplotlib
@@ -24,6 +25,7 @@ MARKERS = "os^DvPX*h<>"
 LOWER_IS_BETTER = {"nll_iwae", "neg_elbo", "distortion", "loss"}
 # A grid axis with more values than this (e.g. a continuous β from Optuna) is not drawn as a grid.
 MAX_GRID = 12
+BINS = 6
 STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f", "missing": "#7f7f7f"}
 
 
@@ -35,7 +37,7 @@ def png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def fmt_beta(beta: float | None) -> str:
-    return "?" if beta is None else f"{beta:g}"
+    return "?" if beta is None else f"{beta:.3g}"
 
 
 def point_label(run: Run) -> str:
@@ -56,10 +58,16 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i])
 
 
-def _beta_colours(runs: Sequence[Run]) -> dict[float | None, tuple]:
+def _beta_colours(runs: Sequence[Run]) -> tuple[dict[float | None, tuple], "matplotlib.colors.Normalize | None"]:
+    """A colour per β: evenly spaced for a grid's few values; for a continuous search (many
+    values) a log scale shown as a colour bar, returned as its norm."""
     betas = sorted({r.beta for r in runs}, key=lambda b: (b is None, b or 0.0))
     cmap = plt.get_cmap("viridis")
-    return {b: cmap(i / max(len(betas) - 1, 1)) for i, b in enumerate(betas)}
+    if len(betas) <= MAX_GRID:
+        return {b: cmap(i / max(len(betas) - 1, 1)) for i, b in enumerate(betas)}, None
+    positive = [b for b in betas if b is not None and b > 0]
+    norm = matplotlib.colors.LogNorm(min(positive), max(positive))
+    return {b: ("black" if b is None else cmap(0.0) if b <= 0 else cmap(norm(b))) for b in betas}, norm
 
 
 def _latent_markers(runs: Sequence[Run]) -> dict[int | None, str]:
@@ -72,7 +80,7 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
     and the Pareto front (no other run has both less rate and less distortion)."""
     done = [r for r in runs if r.metric("test/rate") is not None and r.metric("test/distortion") is not None]
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    colours, markers = _beta_colours(runs), _latent_markers(runs)
+    (colours, norm), markers = _beta_colours(runs), _latent_markers(runs)
     if done:
         rates = np.array([r.metric("test/rate") for r in done])
         dists = np.array([r.metric("test/distortion") for r in done])
@@ -97,17 +105,24 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
         ax.step(rates[front], dists[front], where="post", color="crimson", lw=1.5, alpha=0.7, zorder=1,
                 label="Pareto front")
         ax.scatter(rates[front], dists[front], s=260, facecolors="none", edgecolors="crimson", lw=1.5, zorder=2)
+        # Continuous search: label the front (or, if it is long, its ends and the best −ELBO run).
+        labelled = set(front) if len(front) <= 8 else {front[0], front[-1], best}
         for k, (r, x, y) in enumerate(zip(done, rates, dists)):
             ax.scatter([x], [y], color=colours[r.beta], marker=markers[r.latent_size], s=70,
                        edgecolors="black", lw=0.5, zorder=3)
+            if norm is not None and k not in labelled:
+                continue  # a continuous search has too many runs to label all
             # Alternate labels above and below their points, so neighbours don't print over each other.
             ax.annotate(point_label(r), (x, y), xytext=(7, 5 if k % 2 == 0 else -12), textcoords="offset points",
                         fontsize=8)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
     # Legend entries for β colours and latent-size markers.
-    for beta, colour in colours.items():
-        ax.scatter([], [], color=colour, marker="o", label=f"β={fmt_beta(beta)}")
+    if norm is None:
+        for beta, colour in colours.items():
+            ax.scatter([], [], color=colour, marker="o", label=f"β={fmt_beta(beta)}")
+    else:
+        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="β (log scale)")
     for size, marker in markers.items():
         ax.scatter([], [], color="white", edgecolors="black", marker=marker, label=f"latent {size}")
     not_done = [r for r in runs if r not in done]
@@ -126,67 +141,104 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
     return png(fig)
 
 
-def grid_axes(runs: Sequence[Run]) -> tuple[list[float | None], list[int | None]] | None:
-    """Sorted β (rows) and latent sizes (columns), or None if they don't form a small grid."""
-    betas = sorted({r.beta for r in runs}, key=lambda b: (b is None, b or 0.0))
-    sizes = sorted({r.latent_size for r in runs}, key=lambda z: (z is None, z or 0))
-    if len(betas) > MAX_GRID or len(sizes) > MAX_GRID:
+@dataclass
+class Grid:
+    """Runs placed on β (rows) × latent size (columns). A sweep over a grid gets one row per value;
+    a search over a continuous range (Optuna) gets log-spaced bins, β = 0 a row of its own."""
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[int, int], list[Run]]
+    binned: bool
+
+    def runs(self, i: int, j: int) -> list[Run]:
+        return self.cells.get((i, j), [])
+
+
+def _axis(values: Sequence[float | None], name: str) -> tuple[list[str], list[int], bool]:
+    """(labels, index of each value, binned?) for one axis of the grid."""
+    distinct = sorted({v for v in values if v is not None})
+    labels = [f"{name}{v:g}" for v in distinct]
+    if len(distinct) <= MAX_GRID:
+        index = {v: k for k, v in enumerate(distinct)}
+        binned = False
+    else:
+        positive = [v for v in distinct if v > 0]
+        edges = np.geomspace(min(positive), max(positive), BINS + 1) if len(positive) > 1 else np.array(positive * 2)
+        labels = [f"{name}0"] if any(v <= 0 for v in distinct) else []
+        offset = len(labels)
+        labels += [f"{name}{lo:.2g}–{hi:.2g}" for lo, hi in zip(edges[:-1], edges[1:])]
+        index = {v: 0 if v <= 0 else offset + min(int(np.searchsorted(edges, v, side="right")) - 1, BINS - 1)
+                 for v in distinct}
+        binned = True
+    if any(v is None for v in values):
+        labels.append(f"{name}?")
+    unknown = len(labels) - 1
+    return labels, [unknown if v is None else index[v] for v in values], binned
+
+
+def make_grid(runs: Sequence[Run]) -> Grid:
+    rows, row_of, binned_rows = _axis([r.beta for r in runs], "β=")
+    columns, column_of, binned_columns = _axis([r.latent_size for r in runs], "")
+    cells: dict[tuple[int, int], list[Run]] = defaultdict(list)
+    for run, i, j in zip(runs, row_of, column_of):
+        cells[(i, j)].append(run)
+    # Drop rows and columns no run falls into (empty bins).
+    used_rows = sorted({i for i, _ in cells})
+    used_columns = sorted({j for _, j in cells})
+    cells = {(used_rows.index(i), used_columns.index(j)): here for (i, j), here in cells.items()}
+    return Grid([rows[i] for i in used_rows], [columns[j] for j in used_columns], cells,
+                binned_rows or binned_columns)
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.split("/")[-1] in LOWER_IS_BETTER
+
+
+def best_run(here: Sequence[Run], metric: str) -> Run | None:
+    scored = [r for r in here if r.state == "completed" and r.metric(metric) is not None]
+    if not scored:
         return None
-    return betas, sizes
+    return (min if lower_is_better(metric) else max)(scored, key=lambda r: r.metric(metric))
 
 
-def _cells(runs: Sequence[Run]) -> dict[tuple, list[Run]]:
-    cells: dict[tuple, list[Run]] = defaultdict(list)
-    for r in runs:
-        cells[(r.beta, r.latent_size)].append(r)
-    return cells
-
-
-def heatmap(runs: Sequence[Run], metric: str = "test/nll_iwae") -> bytes | None:
-    """β (rows) × latent size (columns), coloured by ``metric`` (the mean over runs in a cell).
-    Cells without a completed run are hatched and say why (failed, missing...)."""
-    axes = grid_axes(runs)
-    if axes is None:
-        return None
-    betas, sizes = axes
-    cells = _cells(runs)
-    values = np.full((len(betas), len(sizes)), np.nan)
-    for i, b in enumerate(betas):
-        for j, z in enumerate(sizes):
-            found = [v for r in cells.get((b, z), []) if r.state == "completed" and (v := r.metric(metric)) is not None]
-            if found:
-                values[i, j] = float(np.mean(found))
-    fig, ax = plt.subplots(figsize=(1.6 * len(sizes) + 2.5, 0.9 * len(betas) + 1.8))
-    masked = np.ma.masked_invalid(values)
-    image = ax.imshow(masked, cmap="viridis", aspect="auto")
+def heatmap(runs: Sequence[Run], metric: str = "test/nll_iwae") -> bytes:
+    """β (rows) × latent size (columns), coloured by ``metric``: the mean over the runs in a cell,
+    or in a binned grid (a continuous search) the best run's. Cells without a completed run are
+    hatched and say why (failed, pruned, missing...)."""
+    grid = make_grid(runs)
+    values = np.full((len(grid.rows), len(grid.columns)), np.nan)
+    for (i, j), here in grid.cells.items():
+        found = [v for r in here if r.state == "completed" and (v := r.metric(metric)) is not None]
+        if found:
+            values[i, j] = best_run(here, metric).metric(metric) if grid.binned else float(np.mean(found))
+    fig, ax = plt.subplots(figsize=(1.6 * len(grid.columns) + 2.5, 0.9 * len(grid.rows) + 1.8))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
     if np.isfinite(values).any():
         fig.colorbar(image, ax=ax, label=metric)
     finite = values[np.isfinite(values)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
-    for i, b in enumerate(betas):
-        for j, z in enumerate(sizes):
-            here = cells.get((b, z), [])
-            if not here:
-                continue
-            problems = [r.state for r in here if r.state != "completed"]
-            if np.isfinite(values[i, j]):
-                text = f"{values[i, j]:.1f}"
-                if len(here) > 1:
-                    text += f"\n(mean of {len(here) - len(problems)})"
-                if problems:
-                    text += "\n+" + ", ".join(problems)
-                colour = "white" if values[i, j] < middle else "black"
-            else:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#f2f2f2",
-                                           edgecolor=STATE_COLOURS.get(problems[0], "grey"), hatch="//", lw=1.5))
-                text = "\n".join(sorted(set(problems))) or "no value"
-                colour = STATE_COLOURS.get(problems[0] if problems else "", "black")
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour, fontweight="bold")
-    ax.set_xticks(range(len(sizes)), [f"{z}" for z in sizes])
-    ax.set_yticks(range(len(betas)), [fmt_beta(b) for b in betas])
+    for (i, j), here in grid.cells.items():
+        problems = [r.state for r in here if r.state != "completed"]
+        if np.isfinite(values[i, j]):
+            text = f"{values[i, j]:.1f}"
+            done = len(here) - len(problems)
+            if done > 1:
+                text += f"\n({'best' if grid.binned else 'mean'} of {done})"
+            if problems:
+                text += "\n+" + ", ".join(f"{problems.count(p)} {p}" for p in sorted(set(problems)))
+            colour = "white" if values[i, j] < middle else "black"
+        else:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#f2f2f2",
+                                       edgecolor=STATE_COLOURS.get(problems[0] if problems else "", "grey"),
+                                       hatch="//", lw=1.5))
+            text = "\n".join(sorted(set(problems))) or "no value"
+            colour = STATE_COLOURS.get(problems[0] if problems else "", "black")
+        ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour, fontweight="bold")
+    ax.set_xticks(range(len(grid.columns)), grid.columns)
+    ax.set_yticks(range(len(grid.rows)), [label.removeprefix("β=") for label in grid.rows])
     ax.set_xlabel("latent size")
-    ax.set_ylabel("β")
-    better = "lower" if metric.split("/")[-1] in LOWER_IS_BETTER else "higher" if metric.endswith("active_units") else None
+    ax.set_ylabel("β (binned)" if grid.binned else "β")
+    better = "lower" if lower_is_better(metric) else "higher" if metric.endswith("active_units") else None
     ax.set_title(f"{metric} by β × latent size" + (f" ({better} is better)" if better else ""))
     fig.tight_layout()
     return png(fig)
@@ -239,38 +291,47 @@ def _read_png(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def mosaic(runs: Sequence[Run], images: Sequence[str], title: str) -> bytes | None:
+def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str = "test/nll_iwae") -> bytes:
     """The runs' final figures laid out by β (rows) and latent size (columns). ``images`` are
-    the names to try in order (a latent size of 1 has traversal rows but no 2-D grid)."""
-    axes_values = grid_axes(runs)
-    if axes_values is None:
-        return None
-    betas, sizes = axes_values
-    cells = _cells(runs)
-    fig, axes = plt.subplots(len(betas), len(sizes), figsize=(2.6 * len(sizes) + 0.6, 2.6 * len(betas) + 0.6),
-                             squeeze=False)
-    for i, b in enumerate(betas):
-        for j, z in enumerate(sizes):
+    the names to try in order (a latent size of 1 has traversal rows but no 2-D grid). Where a
+    cell holds several runs, it shows the best by ``metric``."""
+    grid = make_grid(runs)
+    # Cells take the pictures' shape (a traversal grid is square, reconstructions are 4:1).
+    first = next((p for r in runs for name in images if (p := r.image(name)) is not None), None)
+    aspect = 1.0
+    if first is not None:
+        height, width = _read_png(first).shape[:2]
+        aspect = max(height / width, 0.25)
+    fig, axes = plt.subplots(len(grid.rows), len(grid.columns), squeeze=False,
+                             figsize=(2.6 * len(grid.columns) + 0.6, (2.6 * aspect + 0.45) * len(grid.rows) + 0.7))
+    for i, row in enumerate(grid.rows):
+        for j, column in enumerate(grid.columns):
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
-            here = cells.get((b, z), [])
-            picture = next((p for r in here for name in images if (p := r.image(name)) is not None), None)
-            if picture is not None:
+            here = grid.runs(i, j)
+            ordered = [r for r in [best_run(here, metric)] if r is not None] + here
+            shown = next(((r, p) for r in ordered for name in images if (p := r.image(name)) is not None), None)
+            caption = []
+            if shown is not None:
+                run, picture = shown
                 ax.imshow(_read_png(picture), interpolation="nearest")
-                run = next(r for r in here if any(r.image(n) == picture for n in images))
+                if grid.binned:
+                    caption.append(f"β={fmt_beta(run.beta)}")
                 if run.state != "completed":
-                    ax.set_title(run.state, fontsize=8, color=STATE_COLOURS.get(run.state, "black"))
+                    caption.append(run.state)
             else:
                 why = ", ".join(sorted({r.state for r in here})) or "no run"
                 ax.set_facecolor("#f2f2f2")
                 ax.text(0.5, 0.5, f"{why}\n(no image)", ha="center", va="center", transform=ax.transAxes,
                         color=STATE_COLOURS.get(why, "black"), fontsize=10, fontweight="bold")
-            if j == 0:
-                ax.set_ylabel(f"β={fmt_beta(b)}", fontsize=11)
             if i == 0:
-                ax.set_title(f"latent {z}" + (f"\n{ax.get_title()}" if ax.get_title() else ""), fontsize=11)
-    fig.suptitle(title)
+                caption.insert(0, f"latent {column}")
+            if caption:
+                ax.set_title("\n".join(caption), fontsize=10 if i == 0 else 8)
+            if j == 0:
+                ax.set_ylabel(row.replace("=", "\n") if grid.binned else row, fontsize=9 if grid.binned else 11)
+    fig.suptitle(title + (" (binned β: each cell shows its best run)" if grid.binned else ""))
     fig.tight_layout()
     return png(fig)
 
@@ -281,16 +342,15 @@ def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dic
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
     figures: dict[str, bytes] = {"rate_distortion": rate_distortion(runs)}
     notes = []
-    heat = heatmap(runs, metric)
-    traversals = mosaic(runs, ["traversal_grid", "traversal_rows"],
-                        "Latent traversals by β (rows) and latent size (columns)")
-    recons = mosaic(runs, ["reconstructions"], "Reconstructions (top: input, bottom: output) by β and latent size")
-    if heat is None or traversals is None:
-        notes.append(f"β × latent size is not a grid of at most {MAX_GRID}×{MAX_GRID} values; "
-                     "heatmap and mosaics skipped")
-    figures |= {name: fig for name, fig in
-                (("heatmap", heat), ("mosaic_traversals", traversals), ("mosaic_reconstructions", recons))
-                if fig is not None}
+    figures["heatmap"] = heatmap(runs, metric)
+    figures["mosaic_traversals"] = mosaic(runs, ["traversal_grid", "traversal_rows"],
+                                          "Latent traversals by β (rows) and latent size (columns)", metric)
+    figures["mosaic_reconstructions"] = mosaic(runs, ["reconstructions"],
+                                               "Reconstructions (top: input, bottom: output) by β and latent size",
+                                               metric)
+    if make_grid(runs).binned:
+        notes.append(f"β or latent size takes more than {MAX_GRID} values: the heatmap and mosaics bin them "
+                     f"(log-spaced) and show each bin's best run")
     figures["curves"] = curves(runs)
     return figures, notes
 

@@ -269,6 +269,24 @@ def test_report_enabled_false_turns_the_callback_off():
     assert callback.enabled is False and callback.metric == "test/neg_elbo"
 
 
+def test_a_continuous_search_is_binned_into_a_grid(sweep):
+    """An Optuna search samples β from a range: 30 distinct values become log-spaced bins."""
+    from sweeps.runs import Run
+
+    job_dirs = [sweep[0] / str(i) for i in range(4)]
+    runs = [Run(job=f"trial {k}", name="", state="completed" if k % 5 else "pruned",
+                params={"beta": 0.0 if k == 0 else 10 ** (-3 + 4 * k / 30), "latent_size": [2, 8, 32][k % 3]},
+                metrics={"test/rate": 50.0 - k, "test/distortion": 100.0 + k, "test/nll_iwae": 150.0 + k % 7},
+                output_dir=job_dirs[k % 4]) for k in range(30)]
+    grid = plots.make_grid(runs)
+    assert grid.binned and grid.rows[0] == "β=0" and len(grid.rows) <= plots.BINS + 1
+    assert grid.columns == ["2", "8", "32"]
+    assert sorted(id(r) for here in grid.cells.values() for r in here) == sorted(id(r) for r in runs)
+    figures, notes = plots.all_figures(runs)
+    assert any("bin" in note for note in notes)
+    assert all(pixel_std(png) > 10 for png in figures.values())
+
+
 def test_pareto_front_is_the_nondominated_points():
     points = [(1, 10), (2, 5), (3, 6), (4, 1), (2, 5.5), (0.5, 12)]
     assert plots.pareto_front(points) == [5, 0, 1, 3]
