@@ -153,7 +153,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
     data = [[run.job, run.label, run.state, *(run.params.get(p) for p in table_columns(sweep)),
              *(run.metric(m) for m in METRICS), row[-1]] for run, row in zip(sweep.runs, rows)]
     logger = sweep.logger
-    group = logger.get("group") or sweep.name
+    group = logger.get("group") or sweep.group
     run = wandb.init(project=logger.get("project") or "beta-vae-mnist", entity=logger.get("entity"),
                      group=group, job_type="report", name=f"report {sweep.name}", dir=str(sweep.path),
                      mode=wandb_mode(logger.get("mode") or "auto"), reinit="finish_previous",

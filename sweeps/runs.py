@@ -94,10 +94,14 @@ class Sweep:
     path: Path                                  # the sweep folder; the report is written here
     kind: str                                   # "multirun" or "optuna"
     runs: list[Run]
-    name: str                                   # the W&B group of its runs (the folder's name)
+    name: str                                   # the sweep folder's name
     overrides: list[str] = field(default_factory=list)   # what the user swept over
     logger: dict[str, Any] = field(default_factory=dict)  # the runs' logger config (kind, project...)
     notes: list[str] = field(default_factory=list)        # what could not be read, and why
+    group: str | None = None                    # the W&B group of its runs; default: the folder's name
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.name
 
     def count(self, state: str) -> int:
         return sum(run.state == state for run in self.runs)
@@ -235,9 +239,21 @@ def collect_multirun(sweep_dir: str | Path) -> Sweep:
         runs.sort(key=lambda r: _job_order(Path(r.job)))
     sweep = Sweep(path=sweep_dir, kind="multirun", runs=runs, name=sweep_dir.name,
                   overrides=[str(o) for o in _select(multirun or {}, "hydra.overrides.task") or []],
-                  logger=_logger_config(multirun, runs), notes=notes)
+                  logger=_logger_config(multirun, runs), notes=notes, group=_study_name(runs))
     label_runs(sweep.runs)
     return sweep
+
+
+def _study_name(runs: list[Run]) -> str | None:
+    """Trials of the Optuna sweeper carry ``optuna.study_name`` in their config, and train() groups
+    their W&B runs by it rather than by the folder's name."""
+    for run in runs:
+        config_file = run.output_dir / ".hydra" / "config.yaml" if run.output_dir else None
+        if config_file and config_file.is_file():
+            name = _select(_load_yaml(config_file) or {}, "optuna.study_name")
+            if name:
+                return str(name)
+    return None
 
 
 def _job_order(path: Path) -> tuple:
@@ -296,7 +312,7 @@ def collect_study(storage: str, study_name: str, out_dir: str | Path | None = No
         out_dir = folders[0]
     out_dir = Path(out_dir).resolve()
     sweep = Sweep(path=out_dir, kind="optuna", runs=runs, name=out_dir.name, overrides=[],
-                  logger=_logger_config(None, runs), notes=notes)
+                  logger=_logger_config(None, runs), notes=notes, group=study_name)
     label_runs(sweep.runs)
     return sweep
 

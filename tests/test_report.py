@@ -203,6 +203,7 @@ def test_optuna_study_is_reported_with_pruned_trials(sweep, tmp_path):
     assert {j: r["state"] for j, r in rows.items()} == {
         "trial 0": "completed", "trial 1": "pruned", "trial 2": "completed", "trial 3": "failed"}
     assert rows["trial 1"]["latent_size"] == "3"
+    assert collect_study(storage, "s", out).group == "s"        # the W&B group train() gives trials
     assert (out / "report.html").is_file() and (out / "report" / "heatmap.png").is_file()
 
 
