@@ -3,13 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from vae.cli import run_cli
+from vae.cli import run_cli, run_task
 from vae.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    return train(cfg)
+    return run_task(train, cfg)
 
 
 if __name__ == "__main__":

@@ -259,8 +259,10 @@ def test_report_errors_never_escape_the_callback(tmp_path, caplog, monkeypatch):
 
 def test_report_enabled_false_turns_the_callback_off():
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
+    GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         on = compose("train", return_hydra_config=True)
         off = compose("train", overrides=["report.enabled=false", "report.metric=test/neg_elbo"],

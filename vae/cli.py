@@ -19,17 +19,50 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from vae.config import TrainConfig, expects, validate
+from vae.config import TrainConfig, expects
 from vae.errors import UserError
 
 EXIT_USER_ERROR = 2
+
+
+class AbortRun(BaseException):
+    """Carries a UserError past Hydra, which would otherwise catch it.
+
+    Hydra turns exceptions raised in callbacks into warnings, and reports a failed single run
+    with an extra "Error executing job" line; a BaseException passes through both untouched.
+    """
+
+    def __init__(self, error: UserError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class ValidateConfig(Callback):
     """Check a single run's values before Hydra creates its output folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        validate(config)
+        from vae.train import preflight
+
+        try:
+            preflight(config)
+        except UserError as exc:
+            raise AbortRun(exc) from exc
+
+
+def run_task(task: Callable[[DictConfig], object], cfg: DictConfig) -> object:
+    """Run the task; in a single run a user error ends it at once, in one line.
+
+    In a multirun the error stays an ordinary exception, so Hydra records that job as failed
+    and the sweep goes on with the others.
+    """
+    from vae.train import is_multirun
+
+    try:
+        return task(cfg)
+    except UserError as exc:
+        if is_multirun():
+            raise
+        raise AbortRun(exc) from exc
 
 
 def top_level_keys() -> list[str]:
@@ -91,6 +124,9 @@ def run_cli(main: Callable[[], object]) -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         main()
+    except AbortRun as abort:
+        print(f"error: {abort.error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     except Exception as exc:  # noqa: BLE001 - sorted into user errors and bugs just below
         line = describe(exc)
         if line is None:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MNIST_TRAIN_IMAGES = 60_000
 
 if not OmegaConf.has_resolver("project_root"):
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
@@ -134,7 +135,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} is missing from the config; it must be {rule.expects}")
         if not rule.ok(value):
             raise ConfigError(f"{key}={value} is invalid; it must be {rule.expects}")
-    data_subset = cfg.data.train_subset
-    if data_subset is not None and data_subset < cfg.data.batch_size:
-        raise ConfigError(f"data.train_subset={data_subset} is smaller than data.batch_size="
-                          f"{cfg.data.batch_size}; raise it or lower the batch size")
+    n_train = MNIST_TRAIN_IMAGES - cfg.data.val_size
+    if cfg.data.train_subset is not None:
+        n_train = min(n_train, cfg.data.train_subset)
+    if cfg.data.batch_size > n_train:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than the {n_train} training "
+                          f"images (after data.val_size and data.train_subset); lower it")

@@ -69,9 +69,9 @@ def describe_wandb_run(logger) -> str | None:
     run = getattr(logger, "_experiment", None)
     if run is None:
         return None
-    run_dir = Path(run.settings.sync_dir)
+    run_dir = Path(os.path.relpath(run.settings.sync_dir))
     if run.offline:
-        return f"W&B run saved offline in {run_dir}; upload: wandb sync {run_dir}; browse: wandb leet {run_dir}"
+        return f"W&B offline run {run_dir} (upload: wandb sync DIR; browse: wandb leet DIR)"
     return f"W&B run: {run.url}"
 
 

@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -83,11 +84,28 @@ def ensure_mnist(data_dir: str | Path, download: bool = True) -> Path:
     )
 
 
+def check_data_dir(data_dir: str | Path) -> None:
+    """Raise DataError if data_dir can't hold MNIST; creates and writes nothing."""
+    path = Path(data_dir)
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise DataError(f"data.data_dir: {blocker} is a file, not a folder; set data.data_dir to a folder")
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not check_present(raw_dir(path)) and not os.access(existing, os.W_OK):
+        raise DataError(f"data.data_dir: {existing} is not writable and MNIST is not in it yet; "
+                        f"set data.data_dir to a writable folder")
+
+
+def check_present(folder: Path) -> bool:
+    return all((folder / name).exists() for name in IDX_MD5)
+
+
 def _ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise DataError(f"data_dir: {folder} cannot be created because a file is in the way; "
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise DataError(f"data.data_dir: {blocker} is a file, not a folder; "
                         f"set data.data_dir to a folder") from None
     except PermissionError:
         raise DataError(f"data_dir: no permission to create {folder}; "

