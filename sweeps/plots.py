@@ -340,6 +340,8 @@ def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dic
     """Every figure of the report by file stem, and notes on the figures that could not be drawn."""
     if metric not in METRICS and not metric.startswith(("test/", "val/")):
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
+    if not runs:
+        return {}, ["no runs yet: nothing to draw"]
     figures: dict[str, bytes] = {"rate_distortion": rate_distortion(runs)}
     notes = []
     figures["heatmap"] = heatmap(runs, metric)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps.runs import METRICS, Run, Sweep, collect_multirun, collect_study
+from sweeps.runs import METRICS, Sweep, collect_multirun, collect_study
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
     import wandb
     from PIL import Image
 
+    from sweeps.plots import best_run
     from vae.loggers import wandb_mode
 
     def image(png: bytes | Path) -> "wandb.Image":
@@ -165,6 +166,9 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
                  **{f"report/{name}": image(png) for name, png in figures.items()}})
         run.summary.update({f"runs_{state}": sweep.count(state) for state in
                             ("completed", "failed", "pruned", "running", "missing")})
+        best = best_run(sweep.runs, metric)
+        if best is not None:
+            run.summary.update({f"best/{metric}": best.metric(metric), "best/run": best.label})
         return Path(run.settings.sync_dir)
     finally:
         wandb.finish()

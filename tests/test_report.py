@@ -158,6 +158,8 @@ def test_wandb_report_run_holds_the_table_and_the_images(sweep):
         assert image["_type"] == "image-file"
         assert pixel_std(run_dir / "files" / image["path"]) > 10, name
     assert summary["summary"]["runs_failed"] == 2
+    best = min((r for r in csv_rows(sweep_dir) if r["state"] == "completed"), key=lambda r: float(r["test/nll_iwae"]))
+    assert summary["summary"]["best/run"] == best["label"]
     # ... and it sits in the same W&B group as the sweep's own runs
     job_run = next((sweep_dir / "0" / "wandb").glob("offline-run-*"))
     job_records = subprocess.run([WANDB, "leet", "inspect", "--json", str(job_run)],
@@ -288,6 +290,13 @@ def test_a_continuous_search_is_binned_into_a_grid(sweep):
     figures, notes = plots.all_figures(runs)
     assert any("bin" in note for note in notes)
     assert all(pixel_std(png) > 10 for png in figures.values())
+
+
+def test_a_sweep_with_no_job_yet_still_gets_a_report(tmp_path):
+    from sweeps.runs import Sweep
+
+    report = make_report(Sweep(path=tmp_path, kind="multirun", runs=[], name="empty"), use_wandb=False, print_to=False)
+    assert "no runs" in report.html.read_text()
 
 
 def test_pareto_front_is_the_nondominated_points():
