@@ -319,10 +319,23 @@ def collect_study(storage: str, study_name: str, out_dir: str | Path | None = No
 
 def label_runs(runs: list[Run]) -> None:
     """Each run's label: only the overrides that differ between runs (``beta=0.01,latent_size=2``),
-    so the shared ones (``trainer.max_steps=20``...) don't crowd the figures."""
+    so the shared ones (``trainer.max_steps=20``...) don't crowd the figures. An Optuna trial's
+    identity (``++optuna.trial_number=3``...) is left out (the job column has it), and sampled
+    floats are cut to 4 significant digits."""
     keyed = [dict(o.split("=", 1) if "=" in o else (o, "") for o in run.overrides) for run in runs]
     keys = list(dict.fromkeys(k for overrides in keyed for k in overrides))
-    varying = [k for k in keys if len({overrides.get(k) for overrides in keyed}) > 1]
+    varying = [k for k in keys if len({overrides.get(k) for overrides in keyed}) > 1
+               and not k.lstrip("+~").startswith("optuna.")]
     for run, overrides in zip(runs, keyed):
-        shown = [f"{k}={overrides[k]}" for k in varying if k in overrides]
+        shown = [f"{k}={_short(overrides[k])}" for k in varying if k in overrides]
         run.label = ",".join(shown) or run.name or run.job
+
+
+def _short(text: str) -> str:
+    """``0.15676677195506075`` -> ``0.1568``; anything that isn't a long float stays as it is."""
+    if len(text) <= 8 or not any(c in text for c in ".eE"):
+        return text
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text

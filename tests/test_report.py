@@ -299,6 +299,16 @@ def test_a_sweep_with_no_job_yet_still_gets_a_report(tmp_path):
     assert "no runs" in report.html.read_text()
 
 
+def test_labels_show_what_varies_without_trial_identity():
+    from sweeps.runs import Run, label_runs
+
+    runs = [Run(job=str(k), name="", state="completed",
+                overrides=[f"beta={b}", "latent_size=2", "debug=smoke", f"++optuna.trial_number={k}"])
+            for k, b in enumerate([0.15676677195506075, 1e300])]
+    label_runs(runs)
+    assert [r.label for r in runs] == ["beta=0.1568", "beta=1e+300"]
+
+
 def test_pareto_front_is_the_nondominated_points():
     points = [(1, 10), (2, 5), (3, 6), (4, 1), (2, 5.5), (0.5, 12)]
     assert plots.pareto_front(points) == [5, 0, 1, 3]
