@@ -107,14 +107,18 @@ def rate_distortion(runs: Sequence[Run]) -> bytes:
         ax.scatter(rates[front], dists[front], s=260, facecolors="none", edgecolors="crimson", lw=1.5, zorder=2)
         # Continuous search: label the front (or, if it is long, its ends and the best −ELBO run).
         labelled = set(front) if len(front) <= 8 else {front[0], front[-1], best}
+        rank = np.argsort(np.argsort(rates, kind="stable"), kind="stable")
         for k, (r, x, y) in enumerate(zip(done, rates, dists)):
             ax.scatter([x], [y], color=colours[r.beta], marker=markers[r.latent_size], s=70,
                        edgecolors="black", lw=0.5, zorder=3)
             if norm is not None and k not in labelled:
                 continue  # a continuous search has too many runs to label all
-            # Alternate labels above and below their points, so neighbours don't print over each other.
-            ax.annotate(point_label(r), (x, y), xytext=(7, 5 if k % 2 == 0 else -12), textcoords="offset points",
-                        fontsize=8)
+            # Alternate labels above and below their points in order of rate, so that neighbours
+            # don't print over each other.
+            # Points near the right edge get their label on their left, inside the axes.
+            right = x > xlim[0] + 0.75 * (xlim[1] - xlim[0])
+            ax.annotate(point_label(r), (x, y), xytext=(-7 if right else 7, 5 if rank[k] % 2 == 0 else -12),
+                        textcoords="offset points", fontsize=8, ha="right" if right else "left")
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
     # Legend entries for β colours and latent-size markers.
