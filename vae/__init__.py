@@ -1,6 +1,18 @@
 """β-VAE experiments on MNIST: model, data, training and logging."""
 
+import logging
 import warnings
 
 # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing for a user to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning 2.6 prints a "💡 Tip" advertising its cloud logger on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in ("lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_DropAdverts())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import WandbLogger
 import torch
 from torchvision.io import encode_png
@@ -66,3 +67,11 @@ class ImageLogger(L.Callback):
 
                 logger.experiment.log({f"images/{name}": wandb.Image(grid.permute(1, 2, 0).numpy())
                                        for name, grid in grids.items()} | {"trainer/global_step": step})
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar, labelled by step budget: runs here are measured in steps, and with
+    max_epochs=-1 the stock label reads "Epoch 0/-2"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"Epoch {current_epoch} (max_steps={self.trainer.max_steps})"

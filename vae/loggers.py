@@ -69,7 +69,9 @@ def describe_wandb_run(logger) -> str | None:
     run = getattr(logger, "_experiment", None)
     if run is None:
         return None
-    run_dir = Path(os.path.relpath(run.settings.sync_dir))
+    run_dir = Path(run.settings.sync_dir).resolve()
+    if run_dir.is_relative_to(Path.cwd()):
+        run_dir = run_dir.relative_to(Path.cwd())
     if run.offline:
         return f"W&B offline run {run_dir} (upload: wandb sync DIR; browse: wandb leet DIR)"
     return f"W&B run: {run.url}"

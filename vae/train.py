@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vae.atomic import atomic_write_json
+from vae.callbacks import StepProgressBar
 from vae.config import validate
 from vae.data import IMAGE_SHAPE, MNISTDataModule
 from vae.mnist_files import check_data_dir
@@ -83,9 +84,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
     show_progress = interactive(cfg)
     if show_progress:
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar())
+        callbacks.append(StepProgressBar())
     else:
         for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and similar
             logging.getLogger(name).setLevel(logging.WARNING)
