@@ -282,6 +282,30 @@ def curves(runs: Sequence[Run]) -> bytes:
     return png(fig)
 
 
+def kl_per_dim(runs: Sequence[Run]) -> bytes | None:
+    """Each completed run's test KL per latent dim, sorted from the largest: a row that drops to ~0
+    after k dims uses only k of its latents (the rest collapsed to the prior)."""
+    rows = [(r, sorted(r.metrics["test/kl_per_dim"], reverse=True)) for r in runs
+            if r.state == "completed" and isinstance(r.metrics.get("test/kl_per_dim"), list)
+            and r.metrics["test/kl_per_dim"]]
+    if not rows:
+        return None
+    width = max(len(kl) for _, kl in rows)
+    values = np.full((len(rows), width), np.nan)
+    for i, (_, kl) in enumerate(rows):
+        values[i, : len(kl)] = kl
+    fig, ax = plt.subplots(figsize=(min(0.35 * width + 4.5, 16), 0.4 * len(rows) + 1.6))
+    floor = 1e-3  # nats: a log scale needs a floor; anything below is "collapsed"
+    image = ax.imshow(np.ma.masked_invalid(np.maximum(values, floor)), aspect="auto", cmap="magma",
+                      norm=matplotlib.colors.LogNorm(vmin=floor, vmax=max(np.nanmax(values), floor * 10)))
+    fig.colorbar(image, ax=ax, label="KL [nats] (log scale)")
+    ax.set_yticks(range(len(rows)), [point_label(r) for r, _ in rows], fontsize=8)
+    ax.set_xlabel("latent dim, sorted by KL (largest first)")
+    ax.set_title("KL per latent dim (test set): dark cells are collapsed dims")
+    fig.tight_layout()
+    return png(fig)
+
+
 def column_has_range(ax) -> bool:
     """A log axis helps when the curves span more than a factor of 10 (the first steps dwarf the rest)."""
     values = [v for line in ax.get_lines() for v in line.get_ydata()]
@@ -357,6 +381,9 @@ def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dic
     if make_grid(runs).binned:
         notes.append(f"β or latent size takes more than {MAX_GRID} values: the heatmap and mosaics bin them "
                      f"(log-spaced) and show each bin's best run")
+    kl = kl_per_dim(runs)
+    if kl is not None:
+        figures["kl_per_dim"] = kl
     figures["curves"] = curves(runs)
     return figures, notes
 

@@ -27,7 +27,7 @@ from sweeps.report import make_report, main as report_main
 from sweeps.runs import collect_multirun, collect_study
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ["rate_distortion", "heatmap", "mosaic_traversals", "mosaic_reconstructions", "curves"]
+FIGURES = ["rate_distortion", "heatmap", "mosaic_traversals", "mosaic_reconstructions", "kl_per_dim", "curves"]
 SWEEP = ["beta=0,1,1e300", "latent_size=2,3", "trainer.max_steps=20", "trainer.log_every_n_steps=5",
          "data.train_subset=2000", "eval.iwae_samples=2"]
 WANDB = str(Path(sys.executable).with_name("wandb"))
