@@ -58,6 +58,8 @@ class SweepReport(Callback):
             return  # no job started (e.g. a config error the sweeper caught first): nothing to compare
         log.info("The sweep stopped early (a job failed, or it was interrupted); reporting the runs it has")
         self.build()
+        # The report's table came after the sweep's own error: point back at it.
+        log.info("The sweep itself did not finish: its error is above the report")
 
     def build(self) -> None:
         self.done = True
