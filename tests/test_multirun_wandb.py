@@ -25,7 +25,8 @@ def test_used_by_sweep_leaves_six_offline_wandb_runs_with_config_curves_and_imag
     result = run_cli("-m", "beta=0,0.01,1", "latent_size=2,10", "debug=smoke",
                      f"hydra.sweep.dir={sweep_dir}", "logger=wandb", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))
+    # Job folders are numbered; the sweep folder also holds its report (report/, wandb/, report.html).
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
     assert len(jobs) == 6
 
     seen = set()

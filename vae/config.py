@@ -50,6 +50,13 @@ class EvalConfig:
 
 
 @dataclass
+class ReportConfig:
+    enabled: bool = True
+    metric: str = "test/nll_iwae"
+    wandb: bool = True
+
+
+@dataclass
 class TrainConfig:
     beta: float = 1.0
     latent_size: int = 10
@@ -61,6 +68,7 @@ class TrainConfig:
     optimized_metric: Optional[str] = None
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None
     trainer: Any = None
