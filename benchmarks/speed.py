@@ -55,8 +55,8 @@ def plain_training(train_x: torch.Tensor, steps: int, latent_size: int = 10, bet
     per_epoch = len(train_x) // batch_size
     started = time.perf_counter()
     for step in range(steps):
-        if step and step % per_epoch == 0:
-            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed + step))
+        if step and step % per_epoch == 0:  # pass p is shuffled with seed + p, as TensorBatches does
+            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed + step // per_epoch))
         i = step % per_epoch
         x = torch.bernoulli(train_x[order[i * batch_size:(i + 1) * batch_size]])
         loc, scale = encoder(x)

@@ -31,22 +31,39 @@ class TensorBatches:
                  shuffle: bool, seed: int = 0, drop_last: bool = False):
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.next_pass = 0       # passes started so far
+        self.taken = 0           # batches handed out in the current pass
+        self._resume_at = 0
 
     def __len__(self) -> int:
         n = len(self.images) / self.batch_size
         return math.floor(n) if self.drop_last else math.ceil(n)
 
+    def order(self, pass_number: int) -> torch.Tensor | None:
+        """The permutation of one pass: a function of (seed, pass), so a resumed run repeats it."""
+        if not self.shuffle:
+            return None
+        return torch.randperm(len(self.images), generator=torch.Generator().manual_seed(self.seed + pass_number))
+
     def __iter__(self):
-        n = len(self.images)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for i in range(len(self)):
-            if order is None:
-                yield self.images[i * self.batch_size:(i + 1) * self.batch_size], \
-                      self.labels[i * self.batch_size:(i + 1) * self.batch_size]
-            else:
-                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                yield self.images[idx], self.labels[idx]
+        # The pass counts up when a pass starts: Lightning knows len() and never asks past the
+        # last batch, so code after the loop below would not run.
+        order = self.order(self.next_pass)
+        self.next_pass += 1
+        start, self._resume_at = self._resume_at, 0
+        for i in range(start, len(self)):
+            self.taken = i + 1
+            rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = rows if order is None else order[rows]
+            yield self.images[idx], self.labels[idx]
+
+    # Lightning saves these in checkpoints, so a resumed run continues the same data order.
+    def state_dict(self) -> dict:
+        return {"pass": self.next_pass - 1, "taken": self.taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.next_pass, self._resume_at = state["pass"], state["taken"]
 
 
 class MNISTDataModule(L.LightningDataModule):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from vae.secrets import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -36,28 +38,75 @@ def wandb_mode(requested: str) -> str:
     return mode
 
 
-def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False) -> list:
-    """The history CSV (always: reports read curves from it), plus W&B when logger=wandb."""
+def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False,
+                  resume_step: int | None = None) -> list:
+    """The history CSV (always: reports read curves from it), plus W&B when logger=wandb.
+
+    When a run resumes from a checkpoint at ``resume_step``, both continue where it left off:
+    the CSV keeps its rows before that step, and W&B continues the same run.
+    """
     from lightning.pytorch.loggers import CSVLogger
 
-    loggers = [] if cfg.logger.kind == "none" else [CSVLogger(save_dir=str(output_dir), name="csv", version="")]
+    loggers = []
+    if cfg.logger.kind != "none":
+        csv_logger = CSVLogger(save_dir=str(output_dir), name="csv", version="")
+        if resume_step is not None:
+            continue_csv_history(csv_logger, resume_step)
+        loggers.append(csv_logger)
     if cfg.logger.kind == "wandb":
-        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet))
+        previous = previous_wandb_run_id(output_dir) if resume_step is not None else None
+        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet, run_id=previous))
     return loggers
 
 
-def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool):
+def continue_csv_history(csv_logger, resume_step: int) -> None:
+    """Keep the rows logged before the checkpoint (later ones will be logged again) and make
+    Lightning's CSV writer append to them: creating the writer deletes an existing file."""
+    import csv
+    import io
+    import warnings
+
+    from vae.atomic import atomic_write_text
+
+    path = Path(csv_logger.log_dir) / "metrics.csv"
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = [row for row in reader if row.get("step", "").isdigit() and int(row["step"]) < resume_step]
+    with warnings.catch_warnings():  # "logs directory exists and is not empty": yes, on purpose
+        warnings.simplefilter("ignore")
+        writer_state = csv_logger.experiment  # deletes metrics.csv; the rows are in memory
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, out.getvalue())
+    writer_state.metrics_keys = header
+
+
+def previous_wandb_run_id(output_dir: Path) -> str | None:
+    """The id of the W&B run this folder logged to before, from W&B's latest-run link."""
+    latest = output_dir / "wandb" / "latest-run"
+    if not latest.exists():
+        return None
+    return latest.resolve().name.rsplit("-", 1)[-1]
+
+
+def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool,
+                       run_id: str | None = None):
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(cfg.logger.mode)
     import wandb
 
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
     logger = WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
         group=cfg.logger.group or group, job_type=cfg.logger.job_type,
         tags=list(cfg.logger.tags), save_dir=str(output_dir), offline=(mode == "offline"),
-        mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet),
+        mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet), id=run_id,
     )
     # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
     logger._wandb_init.pop("anonymous", None)

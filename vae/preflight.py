@@ -36,3 +36,42 @@ def preflight(cfg: DictConfig) -> None:
     shapes = {"image_shape": MNIST_IMAGE_SHAPE, "latent_size": cfg.latent_size}
     build_network(cfg.model.encoder, "model.encoder", **shapes)
     build_network(cfg.model.decoder, "model.decoder", **shapes)
+    check_write_paths(cfg)
+
+
+# Config keys that name a place a run writes to.
+WRITE_PATH_KEYS = ("dirpath", "output_dir", "save_dir", "dir")
+
+
+def check_write_paths(cfg: DictConfig) -> None:
+    """Every folder a callback or logger is configured to write to must lie inside this run's
+    output folder: a typo or a shared config must not make a run write elsewhere."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf, open_dict
+
+    # The run's folder may not exist yet (this runs before Hydra makes it): resolve against a
+    # stand-in for it, so that ${paths.output_dir}/x passes and /tmp/x or ../x do not.
+    root = Path("/run-output-dir")
+    probe = cfg.copy()
+    with open_dict(probe):
+        probe.paths.output_dir = str(root)
+    for group in ("callbacks", "logger"):
+        node = OmegaConf.select(probe, group)
+        if node is None:
+            continue
+        for key, value in _leaves(OmegaConf.to_container(node, resolve=True), group):
+            if key.rsplit(".", 1)[-1] in WRITE_PATH_KEYS and isinstance(value, str):
+                target = (root / value).resolve() if not Path(value).is_absolute() else Path(value).resolve()
+                if not target.is_relative_to(root):
+                    shown = value.replace(str(root), "${paths.output_dir}")
+                    raise ConfigError(f"{key}={shown} is outside this run's folder; "
+                                      f"write under ${{paths.output_dir}} instead")
+
+
+def _leaves(obj, prefix: str):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{prefix}.{k}")
+    else:
+        yield prefix, obj

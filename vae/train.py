@@ -24,6 +24,7 @@ from vae.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
 from vae.data import MNISTDataModule
+from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 from vae.preflight import build_network, preflight
@@ -87,6 +88,19 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer
                      enable_checkpointing=checkpointing)
 
 
+def resolve_checkpoint(ckpt_path: str | None, output_dir: Path) -> Path | None:
+    """ckpt_path=last means this run folder's checkpoints/last.ckpt: to resume a killed run,
+    rerun its command with hydra.run.dir=<its folder> ckpt_path=last."""
+    if ckpt_path is None:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        hint = ("; point hydra.run.dir (or hydra.sweep.dir) at the run to resume" if ckpt_path == "last"
+                else "; give the path of a .ckpt file, or ckpt_path=last")
+        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}{hint}")
+    return path
+
+
 def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
     """The settings a reader compares runs by (the full config is in .hydra/config.yaml)."""
     return {"beta": cfg.beta, "beta_eff": model.beta_eff, "latent_size": cfg.latent_size,
@@ -112,13 +126,15 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     model = build_model(cfg, datamodule.image_shape)
     run_name, group = run_identity()
-    loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg))
+    checkpoint = resolve_checkpoint(cfg.ckpt_path, output_dir)
+    resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] if checkpoint else None
+    loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg), resume_step=resume_step)
     wandb_logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
     record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
     failed = True
     try:
         trainer = build_trainer(cfg, output_dir, loggers)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics = {**{f"test/{k}": v for k, v in model.test_results.items()}, **val,
