@@ -105,7 +105,7 @@ def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: 
     logger = WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
         group=cfg.logger.group or group, job_type=cfg.logger.job_type,
-        tags=list(cfg.logger.tags), save_dir=str(output_dir), offline=(mode == "offline"),
+        tags=redact(list(cfg.logger.tags)), save_dir=str(output_dir), offline=(mode == "offline"),
         mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet), id=run_id,
     )
     # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.

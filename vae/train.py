@@ -28,6 +28,7 @@ from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 from vae.preflight import build_network, preflight
+from vae.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def run_identity() -> tuple[str, str | None]:
     if not HydraConfig.initialized():
         return "train", None
     hc = HydraConfig.get()
-    name = hc.job.override_dirname or hc.job.name
+    # Hydra resolves interpolations in override_dirname: ${oc.env:...} would put a secret in the name.
+    name = redact(hc.job.override_dirname) or hc.job.name
     group = Path(hc.sweep.dir).name if is_multirun() else None
     return name, group
 
