@@ -80,3 +80,19 @@ def test_a_resumed_run_sees_the_same_batches_as_an_uninterrupted_one(data_dir, t
     assert min(resumed) == 26 and max(resumed) == 29
     assert all(resumed[step] == uninterrupted[step] for step in resumed)
     assert uninterrupted[0] != uninterrupted[10]  # each pass is shuffled anew
+
+
+def test_an_interrupted_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    from vae import atomic
+
+    target = tmp_path / "metrics.json"
+    atomic.atomic_write_json(target, {"status": "completed", "steps": 1024})
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as if the process died between writing and renaming
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write_json(target, {"status": "running"})
+    assert json.loads(target.read_text()) == {"status": "completed", "steps": 1024}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
