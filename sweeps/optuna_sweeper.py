@@ -49,10 +49,15 @@ from vae.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
-# We use the heartbeat with ask/tell on purpose (each trial's launch is wrapped in Optuna's own
-# heartbeat thread), which Optuna warns about; and RDBStorage's heartbeat is "experimental".
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+def _quiet_optuna_warnings():
+    """We use the heartbeat with ask/tell on purpose (each launch is wrapped in Optuna's own
+    heartbeat thread), which Optuna warns about; RDBStorage's heartbeat is "experimental"."""
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return ctx
 
 RESULTS_FILE = "optimization_results.yaml"
 
@@ -169,6 +174,13 @@ class OptunaSweeperImpl(Sweeper):
         self.pruner_config = OmegaConf.to_container(pruner_cfg, resolve=True) if pruner_cfg is not None else None
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        ctx = _quiet_optuna_warnings()
+        try:
+            return self._sweep(arguments)
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None
         params = dict(self.params or {})
         if self.search_space:

@@ -24,6 +24,7 @@ from vae.config import validate
 from vae.data import MNISTDataModule
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
+from vae.pruning import pruning_callback
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ def interactive(cfg: DictConfig) -> bool:
     return sys.stderr.isatty() and not multirun and not os.environ.get("CI")
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callbacks: tuple = ()) -> L.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
+    callbacks += list(extra_callbacks)
     show_progress = interactive(cfg)
     if show_progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -102,12 +104,18 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     model = build_model(cfg, datamodule.image_shape)
     run_name, group = run_identity()
+    # An Optuna trial (hydra/sweeper=optuna with trial_key=optuna): report for pruning, and group
+    # the W&B runs by study; cfg.optuna (study, trial number) lands in the W&B config as well.
+    trial_cfg = OmegaConf.to_container(cfg.optuna, resolve=True) if cfg.get("optuna") else None
+    pruning = [cb for cb in [pruning_callback(trial_cfg)] if cb is not None] if trial_cfg else []
+    if trial_cfg and trial_cfg.get("study_name"):
+        group = str(trial_cfg["study_name"])
     loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg))
     wandb_logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
     record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
     failed = True
     try:
-        trainer = build_trainer(cfg, output_dir, loggers)
+        trainer = build_trainer(cfg, output_dir, loggers, extra_callbacks=pruning)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -128,7 +136,9 @@ def train(cfg: DictConfig) -> dict:
         return metrics
     except BaseException as exc:
         # Recorded, not dropped: a report or sweeper reading this folder sees why the run failed.
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".strip())
+        # Pruned by the Optuna sweeper's pruner: stopped on purpose, not a failure.
+        pruned = type(exc).__name__ == "TrialPruned" and type(exc).__module__.startswith("optuna")
+        record.update(status="pruned" if pruned else "failed", error=f"{type(exc).__name__}: {exc}".strip())
         atomic_write_json(output_dir / "metrics.json", record)
         raise
     finally:
