@@ -39,7 +39,9 @@ class StorageSpec:
 
     kind: str                   # "memory" | "rdb" | "journal"
     url: Optional[str]          # absolute URL handed to jobs (None in memory)
-    lock_path: Optional[Path]   # a local file to serialise "may I start a trial?" across processes
+    # A local file to serialise "may I start a trial?" across processes. Not "<file>.lock":
+    # Optuna's journal backend uses that name for its own lock.
+    lock_path: Optional[Path]
 
     @property
     def persistent(self) -> bool:
@@ -58,7 +60,7 @@ def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
         if not raw:
             raise ConfigError(f"hydra.sweeper.storage={text} names no journal file; {ACCEPTED}")
         path = (base_dir / raw).resolve() if not os.path.isabs(raw) else Path(raw)
-        return StorageSpec("journal", f"journal:{path}", path.with_name(path.name + ".lock"))
+        return StorageSpec("journal", f"journal:{path}", path.with_name(path.name + ".sweep-lock"))
     try:
         from sqlalchemy.engine import make_url
 
@@ -71,7 +73,7 @@ def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
             raise ConfigError(f"hydra.sweeper.storage={text} names no database file; {ACCEPTED}")
         path = Path(url.database)
         path = path if path.is_absolute() else (base_dir / path).resolve()
-        return StorageSpec("rdb", f"sqlite:///{path}", path.with_name(path.name + ".lock"))
+        return StorageSpec("rdb", f"sqlite:///{path}", path.with_name(path.name + ".sweep-lock"))
     return StorageSpec("rdb", text, None)
 
 
