@@ -192,8 +192,10 @@ class OptunaSweeperImpl(Sweeper):
 
         base_dir = Path(str(OmegaConf.select(self.config, "hydra.runtime.cwd") or os.getcwd()))
         self.spec = parse_storage(self.storage, base_dir)
-        storage = build_storage(self.spec, self.heartbeat_interval if self.spec.kind == "rdb" else None,
-                                self.grace_period if self.spec.kind == "rdb" else None)
+        self.lock = BudgetLock(self.spec.lock_path)
+        with self.lock.hold():   # two workers creating one new SQLite file would race on its schema
+            storage = build_storage(self.spec, self.heartbeat_interval if self.spec.kind == "rdb" else None,
+                                    self.grace_period if self.spec.kind == "rdb" else None)
         if self.spec.kind == "memory" and self.trial_key:
             log.warning("hydra.sweeper.storage is in memory: jobs cannot reach the study, so they "
                         "cannot report for pruning; use the default SQLite storage for pruning")
@@ -206,12 +208,12 @@ class OptunaSweeperImpl(Sweeper):
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
 
         try:
-            study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
-                                        pruner=self.pruner, directions=directions, load_if_exists=True)
+            with self.lock.hold():
+                study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
+                                            pruner=self.pruner, directions=directions, load_if_exists=True)
         except ValueError as exc:  # e.g. the stored study has other directions
             raise ConfigError(f"hydra.sweeper.study_name={self.study_name}: {exc}") from None
         self.study = study
-        self.lock = BudgetLock(self.spec.lock_path)
         with self.lock.hold():
             if self.pruner_config is not None and self.spec.persistent:
                 study.set_user_attr("pruner", self.pruner_config)
