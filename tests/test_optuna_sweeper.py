@@ -284,9 +284,13 @@ def test_optuna_nll_preset_completes_tpe_trials_with_wandb_group(tmp_path):
         assert record["status"] == "completed"
         assert record["metrics"]["val/neg_elbo"] == pytest.approx(t.value)
         run_dir = next((out / "wandb").glob("offline-run-*"))
-        summary = subprocess.run([str(Path(PY).parent / "wandb"), "leet", "inspect", "--summary", "--json",
-                                  str(run_dir)], capture_output=True, text=True, env=ENV).stdout
-        assert '"optuna_nll"' in summary and "trial_number" in summary
+        records = subprocess.run([str(Path(PY).parent / "wandb"), "leet", "inspect", "--json", str(run_dir)],
+                                 capture_output=True, text=True, env=ENV).stdout.splitlines()
+        wandb_run = next(json.loads(r)["run"] for r in records if '"type":"run"' in r)
+        assert wandb_run["run_group"] == "optuna_nll"                   # W&B group = study name
+        config = wandb_run["config"]["update"]
+        assert config["optuna"]["trial_number"] == t.number            # trial number and params
+        assert config["latent_size"] == t.params["latent_size"]
 
 
 @pytest.mark.slow
