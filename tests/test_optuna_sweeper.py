@@ -230,6 +230,18 @@ def test_joblib_runs_trials_side_by_side_without_batches(tmp_path):
     assert len({j["pid"] for j in jobs}) == 2                        # in two worker processes
 
 
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_trials(tmp_path):
+    run(app_sweep(tmp_path, "y=0", "sleep=0.5", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2",
+                  "hydra/launcher=submitit_local"))
+    trials = load(tmp_path).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    sweeper_pid = trials[0].user_attrs["worker"]["pid"]
+    jobs = [json.loads((tmp_path / "sweep" / str(n) / "job.json").read_text()) for n in range(3)]
+    assert all(j["pid"] != sweeper_pid for j in jobs)                # ran in submitit's processes
+    assert [t.value for t in trials] == [pytest.approx((j["x"] - 1) ** 2) for j in jobs]
+
+
 def test_journal_file_storage_and_resume_continues_the_count(tmp_path):
     journal = f"journal:{tmp_path / 'study.log'}"
     args = [str(APP), "-m", "hydra/sweeper=optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -250,6 +262,8 @@ def test_trials_report_from_the_job_and_are_pruned(tmp_path):
     db = tmp_path / "optuna.db"
     run(["train.py", "hparams_search=optuna_nll", f"hydra.sweep.dir={tmp_path / 'sweep'}",
          f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.n_trials=3", *TINY, "logger=csv",
+         # Jobs in other processes (joblib) reach the trial through the storage.
+         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
          # A pruner whose verdict is certain: prune any trial reporting a −ELBO above 1 nat.
          "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
          "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.upper=1.0"])
