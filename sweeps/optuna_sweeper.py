@@ -225,6 +225,9 @@ class OptunaSweeperImpl(Sweeper):
             self._fail_dead_trials()
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
+        if self.study_name is None and self.spec.persistent:
+            log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
+                     "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)
         log.info("Study %s in %s: %d of %d trials already counted; %d worker slot(s); sampler %s; "
                  "directions %s", study.study_name, self.spec.url or "memory", done, n_trials, slots,
                  type(study.sampler).__name__, directions)

@@ -218,16 +218,31 @@ def test_two_worker_processes_finish_exactly_n_trials_together(tmp_path):
 
 @pytest.mark.slow
 def test_joblib_runs_trials_side_by_side_without_batches(tmp_path):
-    # Each job sleeps 1 s and records its start/end: with two slots, jobs overlap in pairs.
-    run(app_sweep(tmp_path, "y=0", "sleep=1.0", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
-                  "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))
+    # Trial 0 takes 6 × 0.5 s, the others 0.5 s. In blocking batches of two, trial 2 would wait
+    # for trial 0; here the free slot runs trials 1, 2, 3 while trial 0 is still going.
+    run(app_sweep(tmp_path, "y=0", "sleep=0.5", "slow_job=0", "hydra.sweeper.n_trials=4",
+                  "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))
     trials = load(tmp_path).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
-    jobs = sorted((json.loads((tmp_path / "sweep" / str(n) / "job.json").read_text()) for n in range(4)),
-                  key=lambda j: j["start"])
-    overlaps = sum(1 for a, b in zip(jobs, jobs[1:]) if b["start"] < a["end"])
-    assert overlaps >= 2, jobs                                       # two at a time
+    jobs = [json.loads((tmp_path / "sweep" / str(n) / "job.json").read_text()) for n in range(4)]
+    assert jobs[2]["start"] < jobs[0]["end"] and jobs[3]["start"] < jobs[0]["end"], jobs
     assert len({j["pid"] for j in jobs}) == 2                        # in two worker processes
+
+
+def test_trial_of_a_silent_worker_on_another_host_is_failed_by_heartbeat(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="s", storage=storage)
+    orphan = study.ask()
+    orphan.set_user_attr("worker", {"host": "some-other-machine", "pid": 1})
+    storage.record_heartbeat(orphan._trial_id)                      # then silence
+    time.sleep(2.5)
+    run(app_sweep(tmp_path, "y=0", "hydra.sweeper.n_trials=2", "hydra.sweeper.heartbeat_interval=1",
+                  "hydra.sweeper.grace_period=2"))
+    trials = load(tmp_path).get_trials()
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["interrupted"] is True
+    assert "heartbeats" in trials[0].user_attrs["fail_reason"]
+    assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 2  # its budget ran again
 
 
 @pytest.mark.slow

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path=".", config_name="objective")
 def main(cfg: DictConfig) -> dict:
     start = time.time()
-    time.sleep(cfg.sleep)
+    slow = cfg.slow_job is not None and HydraConfig.get().job.num == cfg.slow_job
+    time.sleep(cfg.sleep * (6 if slow else 1))
     if cfg.crash_on is not None and cfg.y == cfg.crash_on:
         raise RuntimeError(f"crash_on: y={cfg.y}")
     loss = (cfg.x - 1.0) ** 2 + cfg.y
