@@ -199,6 +199,26 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     assert not any(t.state == TrialState.RUNNING for t in trials)
 
 
+def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
+    sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3")],
+                             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def running() -> bool:
+        try:
+            return states(load(tmp_path)).get("RUNNING", 0) == 1
+        except Exception:  # noqa: BLE001 - the study may not exist yet
+            return False
+
+    _wait_for(running)
+    time.sleep(0.3)
+    sweep.send_signal(signal.SIGINT)
+    sweep.communicate(timeout=30)
+    assert sweep.returncode != 0
+    (trial,) = load(tmp_path).get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
+    assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
+
+
 @pytest.mark.slow
 def test_two_worker_processes_finish_exactly_n_trials_together(tmp_path):
     args = app_sweep(tmp_path, "y=0", "sleep=0.4", "hydra.sweeper.n_trials=6")

@@ -140,6 +140,7 @@ def train(cfg: DictConfig) -> dict:
         pruned = type(exc).__name__ == "TrialPruned" and type(exc).__module__.startswith("optuna")
         record.update(status="pruned" if pruned else "failed", error=f"{type(exc).__name__}: {exc}".strip())
         atomic_write_json(output_dir / "metrics.json", record)
+        failed = not pruned          # a pruned run's W&B run ends normally, its history kept
         raise
     finally:
         finish_loggers(loggers, failed=failed)
