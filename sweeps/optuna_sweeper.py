@@ -119,6 +119,11 @@ def _search_space_from_config(search_space: Mapping[str, Any]) -> dict[str, str]
     return out
 
 
+def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
+    """Upstream's ``sampler=motpe`` on Optuna 5, where TPESampler handles several objectives."""
+    return optuna.samplers.TPESampler(n_ei_candidates=n_ehvi_candidates, **kwargs)
+
+
 class OptunaSweeperImpl(Sweeper):
     def __init__(
         self,

@@ -82,14 +82,18 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
     """Open the storage now, so that a wrong URL or a missing driver fails before any trial."""
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
-    if spec.kind == "journal":
-        path = Path(spec.url[len("journal:"):])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
+    try:
+        if spec.kind == "journal":
+            path = Path(spec.url[len("journal:"):])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    if spec.url.startswith("sqlite:///"):
-        Path(spec.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if spec.url.startswith("sqlite:///"):
+            Path(spec.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"hydra.sweeper.storage={spec.url}: cannot create its folder "
+                          f"({exc.strerror or exc}); choose a writable path") from None
     try:
         return optuna.storages.RDBStorage(
             spec.url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,

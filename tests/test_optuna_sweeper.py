@@ -125,7 +125,18 @@ def test_out_of_range_bound_is_caught_before_any_trial(tmp_path):
     assert not (tmp_path / "sweep" / "0").exists()
 
 
-# --- sweeps on the tiny app -----------------------------------------------------------------
+# --- sweeps on the tiny apps ----------------------------------------------------------------
+def test_an_upstream_config_runs_unchanged(tmp_path):
+    # tests/apps/upstream.yaml uses upstream's keys, sampler fields, storage: null (in memory).
+    run([str(ROOT / "tests" / "apps" / "sphere.py"), "-m", f"hydra.sweep.dir={tmp_path}"])
+    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert results.name == "optuna" and results.trials.COMPLETE == 12 and results.storage is None
+    best = results.best_params
+    assert best.x % 0.5 == 0 and best.y in (-5, 0, 5)
+    assert results.best_value == best.x ** 2 + best.y ** 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted(str(n) for n in range(12))
+
+
 def test_nan_and_crashing_trials_fail_with_reason_and_the_sweep_completes(tmp_path):
     proc = run(app_sweep(tmp_path, "y=choice(0,1,2)", "nan_on=1", "crash_on=2", "hydra.sweeper.n_trials=8",
                          "hydra.sweeper.max_failure_rate=1.0", "hydra/sweeper/sampler=random",

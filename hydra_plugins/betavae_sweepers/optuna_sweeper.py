@@ -22,12 +22,18 @@ class SamplerConfig:
     seed: Optional[int] = None
 
 
+# Upstream's sampler keys are all kept (so their configs load); null means Optuna 5's default.
 @dataclass
 class TPESamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.TPESampler"
+    consider_prior: Optional[bool] = None
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
-    multivariate: bool = False
+    multivariate: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
 
 
 @dataclass
@@ -40,10 +46,14 @@ class CmaEsSamplerConfig(SamplerConfig):
     _target_: str = "optuna.samplers.CmaEsSampler"
     x0: Optional[Dict[str, Any]] = None
     sigma0: Optional[float] = None
+    independent_sampler: Optional[Any] = None
     n_startup_trials: int = 1
     warn_independent_sampling: bool = True
     consider_pruned_trials: bool = False
+    restart_strategy: Optional[Any] = None
+    inc_popsize: int = -1
     use_separable_cma: bool = False
+    source_trials: Optional[Any] = None
 
 
 @dataclass
@@ -53,6 +63,20 @@ class NSGAIISamplerConfig(SamplerConfig):
     mutation_prob: Optional[float] = None
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
+    constraints_func: Optional[Any] = None
+
+
+@dataclass
+class MOTPESamplerConfig(SamplerConfig):
+    """Upstream's ``motpe``: Optuna 4 removed MOTPESampler (TPESampler does several objectives)."""
+
+    _target_: str = "sweeps.optuna_sweeper.motpe_sampler"
+    consider_prior: Optional[bool] = None
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
+    n_startup_trials: int = 10
+    n_ehvi_candidates: int = 24
 
 
 @dataclass
@@ -86,7 +110,7 @@ class OptunaSweeperConf:
     _target_: str = "hydra_plugins.betavae_sweepers.optuna_sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
 
-    sampler: Any = MISSING                 # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|grid
+    sampler: Any = MISSING                 # hydra/sweeper/sampler=tpe|random|cmaes|nsgaii|motpe|grid
     direction: Any = "minimize"            # minimize | maximize, or a list (one per objective)
     # Where the study lives. Default: SQLite under outputs/ (relative to where you start the
     # command). Any Optuna RDB URL, journal:<file>, or null (in memory, as upstream's default).
@@ -134,7 +158,7 @@ class OptunaSweeper(Sweeper):
 _cs = ConfigStore.instance()
 _cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="betavae_sweepers")
 for _name, _node in {"tpe": TPESamplerConfig, "random": RandomSamplerConfig, "cmaes": CmaEsSamplerConfig,
-                     "nsgaii": NSGAIISamplerConfig, "grid": GridSamplerConfig}.items():
+                     "nsgaii": NSGAIISamplerConfig, "motpe": MOTPESamplerConfig, "grid": GridSamplerConfig}.items():
     _cs.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="betavae_sweepers")
 for _name, _node in {"median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig}.items():
     _cs.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="betavae_sweepers")
