@@ -130,8 +130,13 @@ class BudgetLock:
             if self._path is None:
                 yield
                 return
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self._path, "a") as handle:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self._path, "a")
+            except OSError as exc:
+                raise ConfigError(f"hydra.sweeper.storage: cannot create {self._path.parent} "
+                                  f"({exc.strerror or exc}); choose a writable path") from None
+            with handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 try:
                     yield
