@@ -311,8 +311,7 @@ def test_trials_report_from_the_job_and_are_pruned(tmp_path):
          # Jobs in other processes (joblib) reach the trial through the storage.
          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
          # A pruner whose verdict is certain: prune any trial reporting a −ELBO above 1 nat.
-         "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "~hydra.sweeper.pruner.n_startup_trials",
-         "~hydra.sweeper.pruner.n_warmup_steps", "+hydra.sweeper.pruner.upper=1.0"])
+         "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=1.0"])
     study = optuna.load_study(study_name="optuna_nll", storage=f"sqlite:///{db}")
     trials = study.get_trials()
     # A −ELBO above 1 nat is certain after 10 steps: every trial is pruned at its first report.

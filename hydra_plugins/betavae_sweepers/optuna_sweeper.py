@@ -106,6 +106,17 @@ class HyperbandPrunerConfig:
 
 
 @dataclass
+class ThresholdPrunerConfig:
+    """Stop a trial as soon as its reported value leaves [lower, upper] (e.g. a diverging run)."""
+
+    _target_: str = "optuna.pruners.ThresholdPruner"
+    lower: Optional[float] = None
+    upper: Optional[float] = None
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+
+
+@dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.betavae_sweepers.optuna_sweeper.OptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
@@ -123,7 +134,7 @@ class OptunaSweeperConf:
     search_space: Optional[Dict[str, Any]] = None   # deprecated upstream form; use params
     custom_search_space: Optional[str] = None       # dotted path to fn(cfg, trial) adding params
     params: Optional[Dict[str, Any]] = None         # key: choice(...) | range(...) | interval(...) | value
-    pruner: Any = None                     # hydra/sweeper/pruner=median|hyperband, or any _target_
+    pruner: Any = None                     # hydra/sweeper/pruner=median|hyperband|threshold, or any _target_
     # NEW: keys of the task's returned dict to optimise (one per direction); null: the return
     # value itself is the objective (a float, or a list for several directions), as upstream.
     objective: Any = None
@@ -160,5 +171,6 @@ _cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider
 for _name, _node in {"tpe": TPESamplerConfig, "random": RandomSamplerConfig, "cmaes": CmaEsSamplerConfig,
                      "nsgaii": NSGAIISamplerConfig, "motpe": MOTPESamplerConfig, "grid": GridSamplerConfig}.items():
     _cs.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="betavae_sweepers")
-for _name, _node in {"median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig}.items():
+for _name, _node in {"median": MedianPrunerConfig, "hyperband": HyperbandPrunerConfig,
+                     "threshold": ThresholdPrunerConfig}.items():
     _cs.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="betavae_sweepers")
