@@ -205,6 +205,7 @@ class OptunaSweeperImpl(Sweeper):
             log.warning("hydra.sweeper.storage is in memory: jobs cannot reach the study, so they "
                         "cannot report for pruning; use the default SQLite storage for pruning")
         grid = space.grid() if self.custom_search_space is None else None
+        self._grid_mode = grid is not None and len(grid) > 1
         n_trials = self.n_trials if grid is None else min(self.n_trials, len(grid))
         sampler = self._build_sampler(space)
         self._check_jobs_compose(space, grid)
@@ -341,8 +342,14 @@ class OptunaSweeperImpl(Sweeper):
                 storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"interrupted: {why}")
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                 log.warning("Trial %d was left RUNNING (%s); marked FAIL, its budget runs again", trial.number, why)
+                self._requeue_grid_point(trial.params)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass                                      # another worker got there first
+
+    def _requeue_grid_point(self, params: Mapping[str, Any]) -> None:
+        """A grid point whose trial was interrupted is queued again (a grid runs every point)."""
+        if getattr(self, "_grid_mode", False) and params:
+            self.study.enqueue_trial(dict(params))
 
     # --- the loop ------------------------------------------------------------------------------
     def _run_slots(self, slots: int, space: SearchSpace, objective_keys: Optional[list[str]], n_trials: int) -> None:
@@ -503,6 +510,8 @@ class OptunaSweeperImpl(Sweeper):
             if interrupted:
                 trial.set_user_attr("interrupted", True)
             self.study.tell(trial, state=state, values=values)
+            if interrupted:
+                self._requeue_grid_point(trial.params)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("Trial %d was already finished by another worker (it looked dead); result kept there",
                         trial.number)

@@ -167,6 +167,14 @@ def test_failure_rate_is_judged_over_the_whole_study(tmp_path):
     assert states(load(tmp_path)) == {"FAIL": 4}
 
 
+def state_counts(tmp: Path) -> dict[str, int]:
+    """The study's trials by state, or {} while it does not exist yet."""
+    try:
+        return states(load(tmp))
+    except Exception:  # noqa: BLE001 - no database or no study yet
+        return {}
+
+
 def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -181,15 +189,9 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     args = app_sweep(tmp_path, "y=0", "sleep=0.6", "hydra.sweeper.n_trials=5")
     first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def two_done_one_running() -> bool:
-        try:
-            s = states(load(tmp_path))
-        except Exception:  # noqa: BLE001 - the study may not exist yet
-            return False
-        return s.get("COMPLETE", 0) >= 2 and s.get("RUNNING", 0) == 1
-
     try:
-        _wait_for(two_done_one_running)
+        _wait_for(lambda: state_counts(tmp_path).get("COMPLETE", 0) >= 2
+                  and state_counts(tmp_path).get("RUNNING", 0) == 1)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -214,13 +216,7 @@ def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
     sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3")],
                              cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    def running() -> bool:
-        try:
-            return states(load(tmp_path)).get("RUNNING", 0) == 1
-        except Exception:  # noqa: BLE001 - the study may not exist yet
-            return False
-
-    _wait_for(running)
+    _wait_for(lambda: state_counts(tmp_path).get("RUNNING", 0) == 1)
     time.sleep(0.3)
     sweep.send_signal(signal.SIGINT)
     sweep.communicate(timeout=30)
@@ -228,6 +224,21 @@ def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
     (trial,) = load(tmp_path).get_trials()
     assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
     assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
+
+
+def test_interrupted_grid_point_runs_again_on_resume(tmp_path):
+    args = [str(APP), "-m", "hydra/sweeper=optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.study_name=s",
+            "y=0,1,2", "sleep=0.3", "slow_job=1"]                      # trial 1 takes 1.8 s
+    first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: state_counts(tmp_path) == {"COMPLETE": 1, "RUNNING": 1, "WAITING": 1})
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=30)
+    run(args)
+    trials = load(tmp_path).get_trials()
+    complete = sorted(t.params["y"] for t in trials if t.state == TrialState.COMPLETE)
+    assert complete == [0, 1, 2]                                     # the whole grid, once each
+    assert [t.params["y"] for t in trials if t.state == TrialState.FAIL] == [1]
 
 
 @pytest.mark.slow
