@@ -315,6 +315,16 @@ class OptunaSweeperImpl(Sweeper):
                 log.info("hydra.sweeper.n_jobs=%d: the basic launcher runs one job at a time in this "
                          "process; use hydra/launcher=joblib to run trials side by side", self.n_jobs)
             return 1
+        if type(self.launcher).__name__ == "JoblibLauncher":
+            # joblib runs a 1-worker Parallel in the calling thread, i.e. inside this process,
+            # where two Hydra jobs at once would share Hydra's global state: never more slots
+            # than joblib has worker processes.
+            workers = int(self.launcher.joblib.get("n_jobs") or 1)
+            workers = workers if workers > 0 else max(1, (os.cpu_count() or 1) + 1 + workers)
+            if workers < self.n_jobs:
+                log.info("hydra.sweeper.n_jobs=%d but hydra.launcher.n_jobs allows %d worker process(es): "
+                         "running %d trial(s) at a time", self.n_jobs, workers, workers)
+            return min(self.n_jobs, workers)
         return self.n_jobs
 
     # --- dead workers ------------------------------------------------------------------------

@@ -212,6 +212,7 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     assert not any(t.state == TrialState.RUNNING for t in trials)
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
     sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3")],
                              cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -226,6 +227,7 @@ def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
     assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
 
 
+@pytest.mark.slow
 def test_interrupted_grid_point_runs_again_on_resume(tmp_path):
     args = [str(APP), "-m", "hydra/sweeper=optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}",
             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.study_name=s",
@@ -271,6 +273,7 @@ def test_joblib_runs_trials_side_by_side_without_batches(tmp_path):
     assert len({j["pid"] for j in jobs}) == 2                        # in two worker processes
 
 
+@pytest.mark.slow
 def test_trial_of_a_silent_worker_on_another_host_is_failed_by_heartbeat(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
