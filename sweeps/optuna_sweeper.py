@@ -221,6 +221,16 @@ class OptunaSweeperImpl(Sweeper):
             raise ConfigError(f"hydra.sweeper.study_name={self.study_name}: {exc}") from None
         self.study = study
         with self.lock.hold():
+            # A seeded sampler in a second process (a resumed run, another worker) would replay
+            # the first process's random start-up points: the same configurations again. Only
+            # the study's first run keeps the seed; later ones reseed their sampler.
+            joined = "started" in study.user_attrs
+            if not joined:
+                study.set_user_attr("started", {"host": socket.gethostname(), "pid": os.getpid()})
+            else:
+                study.sampler.reseed_rng()
+                log.info("Study %s was started before (a resumed run or another worker): this process's "
+                         "sampler is reseeded so it does not repeat earlier random points", study.study_name)
             if self.pruner_config is not None and self.spec.persistent:
                 study.set_user_attr("pruner", self.pruner_config)
             if objective_keys:

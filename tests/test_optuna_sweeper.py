@@ -186,7 +186,8 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 
 @pytest.mark.slow
 def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
-    args = app_sweep(tmp_path, "y=0", "sleep=0.6", "hydra.sweeper.n_trials=5")
+    # Seeded, as the presets are: a rerun must not replay the first run's random points.
+    args = app_sweep(tmp_path, "y=0", "sleep=0.6", "hydra.sweeper.n_trials=5", "hydra.sweeper.sampler.seed=0")
     first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     try:
@@ -245,7 +246,7 @@ def test_interrupted_grid_point_runs_again_on_resume(tmp_path):
 
 @pytest.mark.slow
 def test_two_worker_processes_finish_exactly_n_trials_together(tmp_path):
-    args = app_sweep(tmp_path, "y=0", "sleep=0.4", "hydra.sweeper.n_trials=6")
+    args = app_sweep(tmp_path, "y=0", "sleep=0.4", "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler.seed=0")
     workers = [subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for w in workers:
