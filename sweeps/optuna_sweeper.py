@@ -30,7 +30,7 @@ import socket
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, MutableSequence, Optional, Sequence
+from typing import Any, Callable, Mapping, MutableSequence, Optional
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -43,7 +43,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from sweeps.search_space import SearchSpace, format_value, parse_search_space
-from sweeps.storage import BudgetLock, StorageSpec, build_storage, parse_storage
+from sweeps.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.errors import ConfigError, UserError
 
@@ -445,8 +445,10 @@ class OptunaSweeperImpl(Sweeper):
         try:
             overrides = self._trial_overrides(trial, space)
             trial.set_user_attr("overrides", overrides)
-            subdir = OmegaConf.select(self.config, "hydra.sweep.subdir", default=None, throw_on_resolution_failure=False)
-            if subdir is None or str(subdir) == str(trial.number):
+            # Known before the job starts when job folders are numbered (our configs, Hydra's
+            # default); replaced by the job's real folder when it returns.
+            subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
+            if str(subdir).replace(" ", "") == "${hydra.job.num}":
                 trial.set_user_attr("output_dir", str(self.sweep_dir / str(trial.number)))
             job_overrides = overrides + self._identity_overrides(trial)
             log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")

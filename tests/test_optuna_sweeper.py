@@ -205,6 +205,7 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     by_number = {t.number: t for t in trials}
     assert by_number[killed[0].number].state == TrialState.FAIL     # no longer RUNNING
     assert by_number[killed[0].number].user_attrs["interrupted"] is True
+    assert by_number[killed[0].number].user_attrs["output_dir"] == str(tmp_path / "sweep" / str(killed[0].number))
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 5                                       # n_trials finished in total
     assert len({t.params["x"] for t in complete}) == 5              # none ran twice
