@@ -320,18 +320,20 @@ def test_journal_file_storage_and_resume_continues_the_count(tmp_path):
 
 # --- train.py end to end --------------------------------------------------------------------
 @pytest.mark.slow
-def test_trials_report_from_the_job_and_are_pruned(tmp_path):
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=basic"],                                             # jobs in the sweeper's process
+    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"],  # in worker processes
+], ids=["basic", "joblib"])
+def test_trials_report_from_the_job_and_are_pruned(tmp_path, launcher):
     db = tmp_path / "optuna.db"
     run(["train.py", "hparams_search=optuna_nll", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-         f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.n_trials=3", *TINY, "logger=csv",
-         # Jobs in other processes (joblib) reach the trial through the storage.
-         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+         f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.n_trials=2", *TINY, "logger=csv", *launcher,
          # A pruner whose verdict is certain: prune any trial reporting a −ELBO above 1 nat.
          "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=1.0"])
     study = optuna.load_study(study_name="optuna_nll", storage=f"sqlite:///{db}")
     trials = study.get_trials()
     # A −ELBO above 1 nat is certain after 10 steps: every trial is pruned at its first report.
-    assert [t.state for t in trials] == [TrialState.PRUNED] * 3
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     for t in trials:
         assert list(t.intermediate_values) == [10]                   # reported at step 10, stopped
         record = json.loads((Path(t.user_attrs["output_dir"]) / "metrics.json").read_text())
