@@ -385,3 +385,31 @@ def test_rate_distortion_preset_writes_a_pareto_front(tmp_path):
         for b in front:   # no solution dominates another
             assert not (all(x <= y for x, y in zip(a["values"], b["values"]))
                         and any(x < y for x, y in zip(a["values"], b["values"])))
+
+
+def test_worker_losing_the_race_for_the_last_trial_on_a_server_rdb_records_surplus(tmp_path):
+    """Server RDBs have no shared lock file: two workers may both see one free slot. Simulated:
+    another worker starts a trial between this worker's count and its ask."""
+    from sweeps.optuna_sweeper import OptunaSweeperImpl, counts_toward_budget
+    from sweeps.storage import BudgetLock, StorageSpec
+
+    study = optuna.create_study(study_name="race", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study.tell(study.ask(), 1.0)                                      # 1 of 2 done
+    sweeper = OptunaSweeperImpl(sampler=None, direction="minimize", storage=None, study_name="race",
+                                n_trials=2, n_jobs=1, max_failure_rate=0.5)
+    sweeper.spec = StorageSpec("rdb", "postgresql://elsewhere/db", None)  # a server: no lock file
+    sweeper.lock = BudgetLock(None)
+    sweeper.study = study
+    real_ask = study.ask
+
+    def ask_after_the_other_worker(**kwargs):
+        real_ask()                                                    # the other worker wins
+        return real_ask(**kwargs)
+
+    study.ask = ask_after_the_other_worker
+    space = parse_search_space(None, [])
+    assert sweeper._start_trial(space, n_trials=2) is None            # this worker stands down
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
+    assert trials[2].user_attrs["surplus"] is True
+    assert sum(counts_toward_budget(t) for t in trials) == 2          # the budget holds
