@@ -270,9 +270,13 @@ class OptunaSweeperImpl(Sweeper):
         return names
 
     def _objective_keys(self, directions: list[str]) -> Optional[list[str]]:
-        if self.objective is None:
+        objective = self.objective
+        if objective is None:
+            # The lightning-hydra-template convention, which our train.yaml follows.
+            objective = OmegaConf.select(self.config, "optimized_metric", default=None)
+        if objective is None:
             return None
-        keys = [str(k) for k in self.objective] if isinstance(self.objective, (ListConfig, list, tuple)) else [str(self.objective)]
+        keys = [str(k) for k in objective] if isinstance(objective, (ListConfig, list, tuple)) else [str(objective)]
         if len(keys) != len(directions):
             raise ConfigError(f"hydra.sweeper.objective names {len(keys)} metric(s) {keys} but "
                               f"hydra.sweeper.direction has {len(directions)}; give one direction per metric")

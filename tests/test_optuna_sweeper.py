@@ -175,6 +175,13 @@ def state_counts(tmp: Path) -> dict[str, int]:
         return {}
 
 
+def test_dict_result_without_objective_stops_with_the_keys_to_choose_from(tmp_path):
+    proc = run(app_sweep(tmp_path, "hydra.sweeper.objective=null", "hydra.sweeper.n_trials=3"), check=False)
+    assert proc.returncode != 0
+    assert "set hydra.sweeper.objective to the key(s) to optimise, one of: loss, x_abs, y" in proc.stderr
+    assert len(load(tmp_path).get_trials()) == 1                      # stopped after the first
+
+
 def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

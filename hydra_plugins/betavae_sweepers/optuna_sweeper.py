@@ -135,8 +135,9 @@ class OptunaSweeperConf:
     custom_search_space: Optional[str] = None       # dotted path to fn(cfg, trial) adding params
     params: Optional[Dict[str, Any]] = None         # key: choice(...) | range(...) | interval(...) | value
     pruner: Any = None                     # hydra/sweeper/pruner=median|hyperband|threshold, or any _target_
-    # NEW: keys of the task's returned dict to optimise (one per direction); null: the return
-    # value itself is the objective (a float, or a list for several directions), as upstream.
+    # NEW: keys of the task's returned dict to optimise (one per direction); null: the task
+    # config's `optimized_metric` if it has one, else the return value itself is the objective
+    # (a float, or a list for several directions), as upstream.
     objective: Any = None
     # NEW: config key that receives each trial's identity (storage, study_name, trial_id,
     # trial_number) so the task can report intermediate values and be pruned. null: none.
