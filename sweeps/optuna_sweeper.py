@@ -167,6 +167,7 @@ class OptunaSweeperImpl(Sweeper):
         self._abort: Optional[BaseException] = None
         self._returns: list[tuple[int, JobReturn]] = []
         self._returns_lock = threading.Lock()
+        self._inflight: set[int] = set()          # trial ids this process is running
 
     # --- Hydra's Sweeper interface ---------------------------------------------------------
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -354,9 +355,12 @@ class OptunaSweeperImpl(Sweeper):
             stale_ids = set(storage._get_stale_trial_ids(self.study._study_id))
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker") or {}
-            dead_here = worker.get("host") == host and not _process_alive(int(worker.get("pid", -1)))
-            if worker.get("pid") == os.getpid() and worker.get("host") == host:
+            if trial._trial_id in self._inflight:
                 continue                                  # ours, still running
+            pid = int(worker.get("pid", -1))
+            # Same host and the process is gone, or it is this process's pid but not one of our
+            # trials (a restarted container can hand the dead sweeper's pid to us).
+            dead_here = worker.get("host") == host and (pid == os.getpid() or not _process_alive(pid))
             if not (dead_here or trial._trial_id in stale_ids):
                 continue
             why = (f"worker process {worker.get('pid')} on {host} is gone" if dead_here
@@ -410,6 +414,7 @@ class OptunaSweeperImpl(Sweeper):
             if sum(counts_toward_budget(t) for t in trials) >= n_trials or self._stop.is_set():
                 return None
             trial = self.study.ask(fixed_distributions=space.distributions)
+            self._inflight.add(trial._trial_id)
             trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         if self.spec.lock_path is None and self.spec.persistent:
             # Server RDB: no shared lock, so check that no other worker took the last slot first.
@@ -536,6 +541,7 @@ class OptunaSweeperImpl(Sweeper):
             if interrupted:
                 trial.set_user_attr("interrupted", True)
             self.study.tell(trial, state=state, values=values)
+            self._inflight.discard(trial._trial_id)
             if interrupted:
                 self._requeue_grid_point(trial.params)
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -420,3 +420,20 @@ def test_worker_losing_the_race_for_the_last_trial_on_a_server_rdb_records_surpl
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
     assert trials[2].user_attrs["surplus"] is True
     assert sum(counts_toward_budget(t) for t in trials) == 2          # the budget holds
+
+
+def test_a_trial_under_our_own_pid_that_we_are_not_running_is_dead(tmp_path):
+    """A restarted container can give the new sweeper the dead one's pid (and host name)."""
+    import socket
+
+    from sweeps.optuna_sweeper import OptunaSweeperImpl
+
+    study = optuna.create_study(study_name="pid", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    orphan = study.ask()
+    orphan.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    sweeper = OptunaSweeperImpl(sampler=None, direction="minimize", storage=None, study_name="pid",
+                                n_trials=2, n_jobs=1, max_failure_rate=0.5)
+    sweeper.study = study
+    sweeper._fail_dead_trials()
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
