@@ -365,14 +365,20 @@ class OptunaSweeperImpl(Sweeper):
                 continue
             why = (f"worker process {worker.get('pid')} on {host} is gone" if dead_here
                    else "worker stopped sending heartbeats")
-            try:
-                storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-                storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"interrupted: {why}")
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            if self._mark_interrupted(trial, why):
                 log.warning("Trial %d was left RUNNING (%s); marked FAIL, its budget runs again", trial.number, why)
-                self._requeue_grid_point(trial.params)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass                                      # another worker got there first
+
+    def _mark_interrupted(self, trial: optuna.trial.FrozenTrial, why: str) -> bool:
+        storage = self.study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"interrupted: {why}")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False                                  # finished meanwhile, or another worker got there first
+        self._inflight.discard(trial._trial_id)
+        self._requeue_grid_point(trial.params)
+        return True
 
     def _requeue_grid_point(self, params: Mapping[str, Any]) -> None:
         """A grid point whose trial was interrupted is queued again (a grid runs every point)."""
@@ -404,7 +410,12 @@ class OptunaSweeperImpl(Sweeper):
                 while thread.is_alive():
                     thread.join(timeout=0.5)
         except KeyboardInterrupt:
+            # Ctrl-C reaches the main thread only: mark the slots' running trials here, before
+            # the process (and with it the daemon slot threads) goes away.
             self._stop.set()
+            for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if trial._trial_id in self._inflight:
+                    self._mark_interrupted(trial, "KeyboardInterrupt")
             raise
 
     def _start_trial(self, space: SearchSpace, n_trials: int) -> Optional[optuna.Trial]:
@@ -545,7 +556,7 @@ class OptunaSweeperImpl(Sweeper):
             if interrupted:
                 self._requeue_grid_point(trial.params)
         except optuna.exceptions.UpdateFinishedTrialError:
-            log.warning("Trial %d was already finished by another worker (it looked dead); result kept there",
+            log.warning("Trial %d was already finished (interrupted, or failed by a worker that took it for dead); its result is dropped",
                         trial.number)
 
     def _check_failure_budget(self, n_trials: int) -> None:

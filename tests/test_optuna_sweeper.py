@@ -222,18 +222,22 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_running_trial_interrupted_at_once(tmp_path):
-    sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3")],
+@pytest.mark.parametrize("launcher, slots", [([], 1), (["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"], 2)],
+                         ids=["basic", "joblib-2-slots"])
+def test_ctrl_c_marks_the_running_trials_interrupted_at_once(tmp_path, launcher, slots):
+    sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3", *launcher)],
                              cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    _wait_for(lambda: state_counts(tmp_path).get("RUNNING", 0) == 1)
+    _wait_for(lambda: state_counts(tmp_path).get("RUNNING", 0) == slots)
     time.sleep(0.3)
     sweep.send_signal(signal.SIGINT)
     sweep.communicate(timeout=30)
     assert sweep.returncode != 0
-    (trial,) = load(tmp_path).get_trials()
-    assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
-    assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
+    trials = load(tmp_path).get_trials()
+    assert len(trials) == slots
+    for trial in trials:
+        assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
+        assert "KeyboardInterrupt" in trial.user_attrs["fail_reason"]
 
 
 @pytest.mark.slow
