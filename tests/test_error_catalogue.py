@@ -1,6 +1,9 @@
 """Every catalogued mistake prints its one line, and docs/errors.md shows exactly those lines."""
 
+import copy
+
 import pytest
+from hydra.core.singleton import Singleton
 
 from error_catalogue import CASES, markdown, message
 from vae.config import PROJECT_ROOT
@@ -8,7 +11,12 @@ from vae.config import PROJECT_ROOT
 
 @pytest.fixture(scope="module")
 def messages(tmp_path_factory, data_dir):
-    return {case.name: message(case, tmp_path_factory.mktemp("case"), data_dir) for case in CASES}
+    # Module-scoped, so it runs outside the per-test restore of Hydra's global state: restore here.
+    state = copy.deepcopy(Singleton.get_state())
+    try:
+        return {case.name: message(case, tmp_path_factory.mktemp("case"), data_dir) for case in CASES}
+    finally:
+        Singleton.set_state(state)
 
 
 def test_the_catalogue_has_at_least_25_cases():

@@ -65,7 +65,8 @@ class TrainConfig:
     progress_bar: str = "auto"
     ckpt_path: Optional[str] = None
     task_name: str = "train"
-    optimized_metric: Optional[str] = None
+    optimized_metric: Optional[Any] = None   # key(s) of train()'s result a sweeper optimises
+    optuna: Optional[Any] = None             # set by hydra/sweeper=optuna per trial (storage, study, trial)
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

@@ -29,6 +29,7 @@ from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.model import BetaVAE
 from vae.preflight import build_network, preflight
 from vae.secrets import redact
+from vae.pruning import pruning_callback
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ def interactive(cfg: DictConfig) -> bool:
     return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callbacks: tuple = ()) -> L.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
+    callbacks += list(extra_callbacks)
     show_progress = interactive(cfg)
     if show_progress:
         callbacks.append(StepProgressBar())
@@ -128,6 +130,12 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     model = build_model(cfg, datamodule.image_shape)
     run_name, group = run_identity()
+    # An Optuna trial (hydra/sweeper=optuna with trial_key=optuna): report for pruning, and group
+    # the W&B runs by study; cfg.optuna (study, trial number) lands in the W&B config as well.
+    trial_cfg = OmegaConf.to_container(cfg.optuna, resolve=True) if cfg.get("optuna") else None
+    pruning = [cb for cb in [pruning_callback(trial_cfg)] if cb is not None] if trial_cfg else []
+    if trial_cfg and trial_cfg.get("study_name"):
+        group = str(trial_cfg["study_name"])
     checkpoint = resolve_checkpoint(cfg.ckpt_path, output_dir)
     resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] if checkpoint else None
     loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg), resume_step=resume_step)
@@ -135,7 +143,7 @@ def train(cfg: DictConfig) -> dict:
     record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
     failed = True
     try:
-        trainer = build_trainer(cfg, output_dir, loggers)
+        trainer = build_trainer(cfg, output_dir, loggers, extra_callbacks=pruning)
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -156,8 +164,11 @@ def train(cfg: DictConfig) -> dict:
         return metrics
     except BaseException as exc:
         # Recorded, not dropped: a report or sweeper reading this folder sees why the run failed.
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}".strip())
+        # Pruned by the Optuna sweeper's pruner: stopped on purpose, not a failure.
+        pruned = type(exc).__name__ == "TrialPruned" and type(exc).__module__.startswith("optuna")
+        record.update(status="pruned" if pruned else "failed", error=f"{type(exc).__name__}: {exc}".strip())
         atomic_write_json(output_dir / "metrics.json", record)
+        failed = not pruned          # a pruned run's W&B run ends normally, its history kept
         raise
     finally:
         finish_loggers(loggers, failed=failed)

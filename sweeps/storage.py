@@ -1,0 +1,144 @@
+"""Where a study lives: turning ``hydra.sweeper.storage`` into an Optuna storage, checked up front.
+
+Accepted values (all checked before any trial runs; a bad one is a one-line ``ConfigError``):
+
+- ``sqlite:///path/to/file.db`` (a relative path is taken from the directory the command was
+  started in; the folder is created). One machine, any number of worker processes.
+- any other SQLAlchemy URL Optuna's RDBStorage takes, e.g. ``postgresql://user@host/db`` or
+  ``mysql+pymysql://...``: workers on many machines.
+- ``journal:path/to/file.log``: Optuna's JournalStorage on a file (one machine or a shared
+  file system with working file locks).
+- ``null`` (or ``memory``): in memory, as the upstream plugin's default. Nothing survives the
+  process: no resume, no extra workers, and no pruning from jobs in other processes.
+
+RDB storages get Optuna's heartbeat (``heartbeat_interval``/``grace_period``), so a trial whose
+worker died is failed by whichever worker looks next, on any machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import optuna
+
+from vae.errors import ConfigError
+
+ACCEPTED = ("use sqlite:///path.db, an RDB URL such as postgresql://user@host/db, "
+            "journal:path.log, or null (in memory)")
+
+
+@dataclass
+class StorageSpec:
+    """The parsed storage setting: what to build, and what to tell jobs so they can reach it."""
+
+    kind: str                   # "memory" | "rdb" | "journal"
+    url: Optional[str]          # absolute URL handed to jobs (None in memory)
+    # A local file to serialise "may I start a trial?" across processes. Not "<file>.lock":
+    # Optuna's journal backend uses that name for its own lock.
+    lock_path: Optional[Path]
+
+    @property
+    def persistent(self) -> bool:
+        return self.kind != "memory"
+
+
+def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
+    """Normalise the setting; relative file paths are made absolute against ``base_dir``
+    (jobs may change directory, and other processes must find the same file)."""
+    if value is None or str(value).strip().lower() in ("", "memory", "none", "null"):
+        return StorageSpec("memory", None, None)
+    text = str(value).strip()
+    if text.startswith("journal:"):
+        raw = text[len("journal:"):]
+        raw = raw[2:] if raw.startswith("//") else raw          # journal:///abs and journal:rel both work
+        if not raw:
+            raise ConfigError(f"hydra.sweeper.storage={text} names no journal file; {ACCEPTED}")
+        path = (base_dir / raw).resolve() if not os.path.isabs(raw) else Path(raw)
+        return StorageSpec("journal", f"journal:{path}", path.with_name(path.name + ".sweep-lock"))
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(text)
+    except Exception:  # noqa: BLE001 - any parse failure is the same user mistake
+        raise ConfigError(f"hydra.sweeper.storage={text} is not a storage URL Optuna understands; "
+                          f"{ACCEPTED}") from None
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConfigError(f"hydra.sweeper.storage={text} names no database file; {ACCEPTED}")
+        path = Path(url.database)
+        path = path if path.is_absolute() else (base_dir / path).resolve()
+        return StorageSpec("rdb", f"sqlite:///{path}", path.with_name(path.name + ".sweep-lock"))
+    return StorageSpec("rdb", text, None)
+
+
+def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
+                  grace_period: Optional[int] = None) -> optuna.storages.BaseStorage:
+    """Open the storage now, so that a wrong URL or a missing driver fails before any trial."""
+    if spec.kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    try:
+        if spec.kind == "journal":
+            path = Path(spec.url[len("journal:"):])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if spec.url.startswith("sqlite:///"):
+            Path(spec.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"hydra.sweeper.storage={spec.url}: cannot create its folder "
+                          f"({exc.strerror or exc}); choose a writable path") from None
+    try:
+        return optuna.storages.RDBStorage(
+            spec.url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+            # SQLite: several workers write to one file; wait for the lock instead of failing.
+            engine_kwargs={"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else None)
+    except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver, unreachable server
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
+                          f"or cannot be opened ({reason}); {ACCEPTED}") from None
+
+
+def load_storage_from_url(url: str) -> optuna.storages.BaseStorage:
+    """The same storage, opened from a job (possibly in another process or on another machine)."""
+    if url.startswith("journal:"):
+        return build_storage(StorageSpec("journal", url, None))
+    return build_storage(StorageSpec("rdb", url, None))
+
+
+class BudgetLock:
+    """Makes "count the trials, then start one" atomic for the workers that share a study.
+
+    Threads of one sweeper share a ``threading.Lock``; processes on one machine share an
+    ``flock`` on a file beside the SQLite/journal file. Server RDBs (several machines) have no
+    shared file: there the sweeper re-checks after starting a trial (see ``OptunaSweeperImpl``).
+    """
+
+    def __init__(self, lock_path: Optional[Path]):
+        self._thread_lock = threading.Lock()
+        self._path = lock_path
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._path is None:
+                yield
+                return
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self._path, "a")
+            except OSError as exc:
+                raise ConfigError(f"hydra.sweeper.storage: cannot create {self._path.parent} "
+                                  f"({exc.strerror or exc}); choose a writable path") from None
+            with handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
