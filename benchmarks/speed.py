@@ -164,7 +164,7 @@ def run_cases(cases: list[str], steps: int, repeats: int, scratch: Path) -> list
         plain_elbo = test_neg_elbo(plain_encoder, plain_decoder, test_x)
         rows.append({"case": "quality", "what": "test −ELBO, nats: project (same seed) vs plain loop",
                      "ours": metrics["test/neg_elbo"], "reference": plain_elbo,
-                     "ratio": metrics["test/neg_elbo"] - plain_elbo, "target": "|Δ| ≤ 0.5 nat",
+                     "ratio": metrics["test/neg_elbo"] - plain_elbo, "target": "within ±0.5 nat",
                      "met": abs(metrics["test/neg_elbo"] - plain_elbo) <= 0.5})
 
     if "sweep" in cases:
