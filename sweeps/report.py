@@ -140,6 +140,8 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
     """One W&B run (job type ``report``) in the sweep's group, holding the runs table and the figures.
     Offline without an API key, like the runs; saved under the sweep folder."""
     import wandb
+
+    from vae.secrets import redact
     from PIL import Image
 
     from sweeps.plots import best_run
@@ -160,11 +162,11 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
     run = wandb.init(project=logger.get("project") or "beta-vae-mnist", entity=logger.get("entity"),
                      group=group, job_type="report", name=f"report {sweep.name}", dir=str(sweep.path),
                      mode=wandb_mode(logger.get("mode") or "auto"), reinit="finish_previous",
-                     config={"sweep_dir": str(sweep.path), "sweep_kind": sweep.kind, "overrides": sweep.overrides,
-                             "metric": metric, "runs": len(sweep.runs)},
+                     config=redact({"sweep_dir": str(sweep.path), "sweep_kind": sweep.kind,
+                                    "overrides": sweep.overrides, "metric": metric, "runs": len(sweep.runs)}),
                      settings=wandb.Settings(silent=True))
     try:
-        run.log({"runs": wandb.Table(columns=headers, data=data),
+        run.log({"runs": wandb.Table(columns=headers, data=redact(data)),
                  **{f"report/{name}": image(png) for name, png in figures.items()}})
         run.summary.update({f"runs_{state}": sweep.count(state) for state in
                             ("completed", "failed", "pruned", "running", "missing")})

