@@ -99,7 +99,7 @@ def project_training(steps: int, workdir: Path) -> float:
     datamodule.setup()
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, datamodule.image_shape)
-    trainer = build_trainer(cfg, workdir, [])
+    trainer = build_trainer(cfg, workdir, [], datamodule=datamodule)
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     return time.perf_counter() - started

@@ -73,3 +73,38 @@ def test_the_seed_convention_runs_end_to_end(make_cfg, tmp_path):
     assert record["params"]["reduction"] == "mean" and record["params"]["binarize"] == "none"
     # Logged losses are in the run's own convention: per pixel, so far below the per-image nats.
     assert metrics["val/loss"] < 1 < metrics["val/neg_elbo"]
+
+
+def test_grouped_batches_give_the_same_stream_of_batches_as_single_ones():
+    from vae.data import TensorBatches
+
+    images, labels = torch.rand(100, 1, 2, 2), torch.arange(100)
+    single = TensorBatches(images, labels, batch_size=8, shuffle=True, seed=3, drop_last=True)
+    grouped = TensorBatches(images, labels, batch_size=8, shuffle=True, seed=3, drop_last=True, group=5)
+    stream_single = torch.cat([y for _ in range(5) for _, y in single])   # 5 passes of 12 batches
+    stream_grouped = torch.cat([y for _ in range(2) for _, y in grouped])  # 2 epochs of 3 groups of 5
+    assert len(grouped) == 3 and all(len(y) == 40 for _, y in grouped)  # groups span pass boundaries
+    assert torch.equal(stream_grouped, stream_single[: len(stream_grouped)])
+
+
+def test_grouped_steps_keep_every_event_on_its_step(make_cfg, tmp_path):
+    metrics = train(make_cfg("data.batches_per_fetch=4", "trainer.max_steps=42", "trainer.val_check_interval=20",
+                             "trainer.log_every_n_steps=4", "logger=csv"))
+    assert metrics["steps"] == 42  # not a multiple of 4: groups of 2, so that none is cut short
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["train/loss"]] == list(range(3, 42, 4))
+    assert [int(r["step"]) for r in rows if r["val/neg_elbo"]] == [20, 40]
+    assert sorted(p.name for p in (tmp_path / "images").glob("reconstructions*")) == [
+        "reconstructions.png", "reconstructions_step000020.png", "reconstructions_step000040.png"]
+
+
+@pytest.mark.parametrize("requested,intervals,expected", [
+    (16, {"max_steps": 1024, "val_check_interval": 256, "log_every_n_steps": 16}, 16),  # the defaults
+    (4, {"max_steps": 42, "val_check_interval": 20, "log_every_n_steps": 4}, 2),
+    (16, {"max_steps": 30, "val_check_interval": 15, "log_every_n_steps": 5}, 1),        # debug=smoke
+])
+def test_the_group_size_divides_every_step_interval(requested, intervals, expected):
+    from vae.train import batches_per_fetch
+
+    assert batches_per_fetch(requested, intervals, []) == expected

@@ -36,6 +36,7 @@ class DataConfig:
     split_seed: int = 0
     download: bool = True
     train_subset: Optional[int] = None
+    batches_per_fetch: int = 16
 
 
 @dataclass
@@ -122,6 +123,7 @@ RULES: dict[str, Rule] = {
     "data.binarize": _one_of("none", "dynamic"),
     "data.split_seed": Rule("an integer ≥ 0", _int_at_least(0)),
     "data.train_subset": Rule("null or an integer ≥ 1", lambda v: v is None or _int_at_least(1)(v)),
+    "data.batches_per_fetch": Rule("an integer ≥ 1", _int_at_least(1)),
     "model.optimizer.lr": Rule("a number > 0, e.g. 1e-3", lambda v: _number(v) and v > 0),
     "trainer.max_steps": Rule("an integer ≥ 1", _int_at_least(1)),
     "logger.kind": _one_of("wandb", "csv", "none"),

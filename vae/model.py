@@ -85,7 +85,18 @@ class BetaVAE(L.LightningModule):
 
     # --- training ------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """One optimiser step per batch of the fetch (data.batches_per_fetch batches at once)."""
         x, _ = batch
+        datamodule = self.trainer.datamodule
+        batch_size = getattr(datamodule, "batch_size", len(x))
+        log_every = self.trainer.log_every_n_steps * getattr(datamodule, "batches_per_fetch", 1)
+        for xb in x.split(batch_size):
+            if 0 < self.trainer.max_steps <= self.global_step:
+                break  # the last fetch of a run may hold more batches than steps remain
+            loss = self.optimizer_step_on(xb, log_every)
+        return loss
+
+    def optimizer_step_on(self, x: torch.Tensor, log_every: int) -> torch.Tensor:
         step = self.global_step
         t = self.terms(x)
         loss = self.loss(t["distortion"], t["rate"])
@@ -100,10 +111,11 @@ class BetaVAE(L.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
         # self.log costs ~0.6 ms a call, a fifth of a step; only log on the steps the logger
-        # writes, which Lightning picks as (step + 1) % log_every_n_steps == 0.
-        if (step + 1) % self.trainer.log_every_n_steps == 0:
+        # writes (Lightning writes when (fetch + 1) % log_every_n_steps == 0, at a fetch's last step).
+        # "step" is the x value Lightning gives the loggers: optimiser steps, not fetches.
+        if (step + 1) % log_every == 0:
             self.log_dict({"train/loss": loss, "train/distortion": t["distortion"].mean(),
-                           "train/rate": t["rate"].mean()}, on_step=True, on_epoch=False)
+                           "train/rate": t["rate"].mean(), "step": float(step)}, on_step=True, on_epoch=False)
         return loss
 
     def configure_optimizers(self):
@@ -115,7 +127,7 @@ class BetaVAE(L.LightningModule):
         t = self.terms(x)
         d, r = t["distortion"].mean(), t["rate"].mean()
         self.log_dict({"val/loss": self.loss(t["distortion"], t["rate"]), "val/distortion": d,
-                       "val/rate": r, "val/neg_elbo": d + r},
+                       "val/rate": r, "val/neg_elbo": d + r, "step": float(self.global_step)},
                       on_epoch=True, batch_size=len(x), sync_dist=True)
 
     # --- test: rate, distortion, −ELBO, IWAE NLL, active units, per-dim KL ---------------
@@ -164,7 +176,7 @@ class BetaVAE(L.LightningModule):
         results = {"distortion": s["distortion"] / n, "rate": s["rate"] / n,
                    "nll_iwae": s["nll"] / s["nll_n"], "active_units": (loc_var > 0.01).sum().float()}
         results["neg_elbo"] = results["distortion"] + results["rate"]
-        self.log_dict({f"test/{k}": v for k, v in results.items()})
+        self.log_dict({f"test/{k}": v for k, v in results.items()} | {"step": float(self.global_step)})
         self.test_results = {k: float(v) for k, v in results.items()}
         self.test_results["kl_per_dim"] = [float(v) for v in kl_per_dim]
 

@@ -7,6 +7,7 @@ Data flows one way: config -> datamodule and model -> trainer -> metrics (metric
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -68,7 +69,8 @@ def interactive(cfg: DictConfig) -> bool:
     return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callbacks: tuple = ()) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callbacks: tuple = (),
+                  datamodule: MNISTDataModule | None = None) -> L.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
     callbacks += list(extra_callbacks)
     show_progress = interactive(cfg)
@@ -85,11 +87,29 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callba
     interval = trainer_kwargs.get("val_check_interval")
     if isinstance(interval, int):
         trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
+    # Several batches per Lightning loop iteration (data.batches_per_fetch), as many as divide every
+    # step interval, so validation, logs, checkpoints and figures fall on the same steps as with one.
+    fetch = batches_per_fetch(cfg.data.batches_per_fetch, trainer_kwargs, callbacks)
+    if datamodule is not None:
+        datamodule.batches_per_fetch = fetch
+    for key in ("val_check_interval", "log_every_n_steps"):  # Lightning counts these in fetches
+        if isinstance(trainer_kwargs.get(key), int):
+            trainer_kwargs[key] //= fetch
     # Checkpoint only where the config asks: with callbacks=none Lightning would add its own.
     checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,
                      default_root_dir=str(output_dir), enable_progress_bar=show_progress,
                      enable_checkpointing=checkpointing)
+
+
+def batches_per_fetch(requested: int, trainer_kwargs: dict, callbacks: list) -> int:
+    """The largest group size ≤ requested that divides every interval counted in steps, and
+    max_steps: a shorter last group would make Lightning write the previous step's logs again."""
+    intervals = [trainer_kwargs.get("max_steps"), trainer_kwargs.get("val_check_interval"),
+                 trainer_kwargs.get("log_every_n_steps", 50),
+                 *(getattr(cb, "_every_n_train_steps", None) for cb in callbacks),
+                 *(getattr(cb, "every_n_steps", None) for cb in callbacks)]
+    return math.gcd(requested, *(i for i in intervals if isinstance(i, int) and i > 0))
 
 
 def resolve_checkpoint(ckpt_path: str | None, output_dir: Path) -> Path | None:
@@ -143,7 +163,7 @@ def train(cfg: DictConfig) -> dict:
     record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
     failed = True
     try:
-        trainer = build_trainer(cfg, output_dir, loggers, extra_callbacks=pruning)
+        trainer = build_trainer(cfg, output_dir, loggers, extra_callbacks=pruning, datamodule=datamodule)
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
