@@ -135,16 +135,11 @@ def message(case: Case, tmp: Path, data_dir: Path) -> str:
 
 def _cli_message(case: Case, tmp: Path) -> str:
     """Mistakes found inside a sweeper: run train.py as a user would, and hold it to the contract."""
-    import os
-    import subprocess
-
-    from conftest import PROJECT_ROOT, PYTHON
+    from conftest import run_cli
 
     out = tmp / "out"
-    result = subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *case.overrides, "debug=smoke", "logger=none",
-                             f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep"],
-                            cwd=tmp, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "WANDB_MODE": "offline", "CI": "1"})
+    result = run_cli(*case.overrides, "debug=smoke", "logger=none", f"paths.log_dir={out}",
+                     f"hydra.sweep.dir={out}/sweep", cwd=tmp)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, (case.name, result.returncode, result.stderr[-1500:])
     assert len(lines) == 1 and lines[0].startswith("error: "), (case.name, result.stderr[-1500:])

@@ -117,7 +117,6 @@ class MNISTDataModule(L.LightningDataModule):
         self.batches_per_fetch = batches_per_fetch
         self.image_shape = IMAGE_SHAPE
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._train_seed = 0
 
     # --- loading -------------------------------------------------------------------------
     def prepare_data(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -131,8 +132,6 @@ def finish_loggers(loggers, failed: bool) -> None:
     would be reused by the next job, so this runs in a ``finally:``."""
     for logger in loggers:
         logger.finalize("failed" if failed else "success")
-    import sys
-
     if "wandb" in sys.modules:  # never import wandb (0.7 s) just to close nothing
         import wandb
 

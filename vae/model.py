@@ -148,14 +148,15 @@ class BetaVAE(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_sums: dict[str, torch.Tensor] = {}
+        self._test_seen = 0
 
     def test_step(self, batch, batch_idx: int) -> None:
         x, _ = batch
         t = self.terms(x)
         loc = t["loc"]
         # The NLL is estimated on the first nll_images test images (the same ones in every run).
-        seen = batch_idx * self.trainer.datamodule.eval_batch_size
-        nll_x = x if self.nll_images is None else x[: max(0, self.nll_images - seen)]
+        nll_x = x if self.nll_images is None else x[: max(0, self.nll_images - self._test_seen)]
+        self._test_seen += len(x)
         nll = self.iwae_nll(nll_x, self.iwae_samples).sum() if len(nll_x) else x.new_zeros(())
         sums = {"n": torch.tensor(float(len(x)), device=x.device),
                 "nll_n": torch.tensor(float(len(nll_x)), device=x.device),

@@ -62,7 +62,7 @@ def check_write_paths(cfg: DictConfig) -> None:
             continue
         for key, value in _leaves(OmegaConf.to_container(node, resolve=True), group):
             if key.rsplit(".", 1)[-1] in WRITE_PATH_KEYS and isinstance(value, str):
-                target = (root / value).resolve() if not Path(value).is_absolute() else Path(value).resolve()
+                target = (root / value).resolve()  # an absolute value replaces root
                 if not target.is_relative_to(root):
                     shown = value.replace(str(root), "${paths.output_dir}")
                     raise ConfigError(f"{key}={shown} is outside this run's folder; "
