@@ -87,6 +87,25 @@ def test_iwae_bound_is_above_the_elbo_and_tightens_with_k():
     assert nll[100] < neg_elbo
 
 
+def test_iwae_in_cache_sized_chunks_keeps_each_image_its_own_estimate(monkeypatch):
+    import vae.model
+    model = make_model(latent_size=4)
+    with torch.no_grad():
+        model.decoder.out.bias.fill_(-3.0)  # dark pixels likely: blank and full images now differ
+    # alternating blank and full images: their NLLs differ by thousands of nats, so a chunk
+    # boundary that mixed or reordered images would show
+    x = torch.zeros(64, 1, 28, 28)
+    x[1::2] = 1.0
+    torch.manual_seed(0)
+    whole = model.iwae_nll(x, 32)
+    monkeypatch.setattr(vae.model, "IWAE_CHUNK_ELEMENTS", 32 * 784 * 5)  # chunks of 5 images
+    torch.manual_seed(1)
+    chunked = model.iwae_nll(x, 32)
+    assert chunked.shape == whole.shape == (64,)
+    assert (whole[1::2] - whole[0::2]).min() > 1000
+    torch.testing.assert_close(chunked, whole, rtol=0.01, atol=5.0)  # Monte Carlo noise only
+
+
 def test_posterior_scale_cannot_reach_zero():
     model = make_model()
     with torch.no_grad():

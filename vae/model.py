@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from vae.errors import DivergedError
 
 REDUCTIONS = ("sum", "mean")
+IWAE_CHUNK_ELEMENTS = 2 ** 22  # floats per chunk of the IWAE estimate (see iwae_nll)
 
 
 class BetaVAE(L.LightningModule):
@@ -122,13 +123,23 @@ class BetaVAE(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
     # --- validation: the same terms, plus −ELBO (β=1), comparable across β ----------------
+    # Sums are kept per batch and logged once per validation: a self.log per batch costs more
+    # than the batch's bookkeeping is worth (~3 ms of a 12 ms batch of 1000 images).
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums: dict[str, torch.Tensor] = {}
+
     def validation_step(self, batch, batch_idx: int) -> None:
         x, _ = batch
         t = self.terms(x)
-        d, r = t["distortion"].mean(), t["rate"].mean()
-        self.log_dict({"val/loss": self.loss(t["distortion"], t["rate"]), "val/distortion": d,
-                       "val/rate": r, "val/neg_elbo": d + r, "step": float(self.global_step)},
-                      on_epoch=True, batch_size=len(x), sync_dist=True)
+        self._accumulate(self._val_sums, {
+            "n": torch.tensor(float(len(x)), device=x.device), "distortion": t["distortion"].sum(),
+            "rate": t["rate"].sum(), "loss": self.loss(t["distortion"], t["rate"]) * len(x)})
+
+    def on_validation_epoch_end(self) -> None:
+        s = self._gathered(self._val_sums)
+        d, r = s["distortion"] / s["n"], s["rate"] / s["n"]
+        self.log_dict({"val/loss": s["loss"] / s["n"], "val/distortion": d, "val/rate": r,
+                       "val/neg_elbo": d + r, "step": float(self.global_step)})
 
     # --- test: rate, distortion, −ELBO, IWAE NLL, active units, per-dim KL ---------------
     @torch.no_grad()
@@ -137,6 +148,12 @@ class BetaVAE(L.LightningModule):
 
         log p(x) ≥ log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x); k=1 is the ELBO.
         """
+        # Chunks of images whose k decoded copies stay cache-sized (~16 MB of logits): one
+        # (k, 1000, 784) tensor is 50 MB and runs twice as slowly per image on a CPU.
+        chunk = max(1, IWAE_CHUNK_ELEMENTS // (k * self.num_pixels))
+        return torch.cat([self._iwae_nll_chunk(part, k) for part in x.split(chunk)])
+
+    def _iwae_nll_chunk(self, x: torch.Tensor, k: int) -> torch.Tensor:
         q = self.posterior(x)
         z = q.sample((k,))                                            # (k, B, L)
         logits = self.decoder(z.flatten(0, 1)).view(k, *x.shape)      # (k, B, C, H, W)
@@ -162,14 +179,10 @@ class BetaVAE(L.LightningModule):
                 "nll_n": torch.tensor(float(len(nll_x)), device=x.device),
                 "distortion": t["distortion"].sum(), "rate": t["rate"].sum(), "nll": nll,
                 "kl_per_dim": t["kl_per_dim"].sum(0), "loc": loc.sum(0), "loc_sq": (loc ** 2).sum(0)}
-        for key, value in sums.items():
-            self._test_sums[key] = self._test_sums.get(key, 0) + value
+        self._accumulate(self._test_sums, sums)
 
     def on_test_epoch_end(self) -> None:
-        # Sums, not means, are gathered, so the result is exact across devices and ragged batches.
-        s = self._test_sums
-        if self.trainer.world_size > 1:
-            s = {k: self.all_gather(v).sum(0) for k, v in s.items()}
+        s = self._gathered(self._test_sums)
         n = s["n"]
         mean_loc = s["loc"] / n
         loc_var = s["loc_sq"] / n - mean_loc ** 2   # variance of E_q[z] over the test set
@@ -180,6 +193,18 @@ class BetaVAE(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in results.items()} | {"step": float(self.global_step)})
         self.test_results = {k: float(v) for k, v in results.items()}
         self.test_results["kl_per_dim"] = [float(v) for v in kl_per_dim]
+
+    # --- sums over an evaluation ---------------------------------------------------------
+    @staticmethod
+    def _accumulate(totals: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
+        for key, value in sums.items():
+            totals[key] = totals.get(key, 0) + value
+
+    def _gathered(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Sums, not means, are gathered, so results are exact across devices and ragged batches."""
+        if self.trainer.world_size > 1:
+            return {k: self.all_gather(v).sum(0) for k, v in sums.items()}
+        return sums
 
     # --- helpers for figures -------------------------------------------------------------
     @torch.no_grad()
