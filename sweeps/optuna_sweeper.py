@@ -336,7 +336,10 @@ class OptunaSweeperImpl(Sweeper):
             # where two Hydra jobs at once would share Hydra's global state: never more slots
             # than joblib has worker processes.
             workers = int(self.launcher.joblib.get("n_jobs") or 1)
-            workers = workers if workers > 0 else max(1, (os.cpu_count() or 1) + 1 + workers)
+            # joblib's own count of usable cores (affinity, cgroup quotas), as its n_jobs=-1 uses
+            from joblib import cpu_count
+
+            workers = workers if workers > 0 else max(1, cpu_count() + 1 + workers)
             if workers < self.n_jobs:
                 log.info("hydra.sweeper.n_jobs=%d but hydra.launcher.n_jobs allows %d worker process(es): "
                          "running %d trial(s) at a time", self.n_jobs, workers, workers)
