@@ -29,14 +29,24 @@ def build_network(node: DictConfig, key: str, **shapes):
 
 
 def preflight(cfg: DictConfig) -> None:
-    """Value rules, the data folder, and building the networks (milliseconds), which catches
-    bad network options: a mistake stops a run or a sweep before any folder is made."""
+    """Value rules, the data folder, write paths, and building the networks (milliseconds, once
+    torch is imported), which catches bad network options: a mistake stops a run or a sweep
+    before any folder is made."""
+    check_values(cfg)
+    check_networks(cfg)
+
+
+def check_values(cfg: DictConfig) -> None:
+    """The checks that need no torch."""
     validate(cfg)
     check_data_dir(cfg.data.data_dir)
+    check_write_paths(cfg)
+
+
+def check_networks(cfg: DictConfig) -> None:
     shapes = {"image_shape": MNIST_IMAGE_SHAPE, "latent_size": cfg.latent_size}
     build_network(cfg.model.encoder, "model.encoder", **shapes)
     build_network(cfg.model.decoder, "model.decoder", **shapes)
-    check_write_paths(cfg)
 
 
 # Config keys that name a place a run writes to.

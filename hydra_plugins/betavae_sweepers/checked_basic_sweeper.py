@@ -1,27 +1,48 @@
 """Hydra's basic grid sweeper, checking every job's config before anything is written.
 
 Without the check, ``-m beta=-1,0.5`` would train beta=0.5 and only then fail on beta=-1,
-leaving a half-finished sweep folder behind.
+leaving a half-finished sweep folder behind. While the parent checks, the launcher's worker
+processes (if it has any) start and import the training stack (worker_warm_up.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from vae.preflight import preflight
+from hydra_plugins.betavae_sweepers.worker_warm_up import WorkerWarmUp
+from vae.preflight import check_networks, check_values
 
 
 class CheckedBasicSweeper(BasicSweeper):
+    checked_jobs: set = set()
+
     def sweep(self, arguments: List[str]) -> Any:
         # The same expansion BasicSweeper.sweep does, done first so nothing runs or is written
         # (BasicSweeper creates the sweep folder before its own per-batch check).
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         loader = self.hydra_context.config_loader
-        for batch in self.split_arguments(overrides, self.max_batch_size):
-            for job_overrides in batch:
-                preflight(loader.load_sweep_config(self.config, list(job_overrides)))
+        jobs = [list(job) for batch in self.split_arguments(overrides, self.max_batch_size) for job in batch]
+        configs = [loader.load_sweep_config(self.config, job) for job in jobs]
+        for cfg in configs:
+            check_values(cfg)
+        # The usual mistakes are caught by now; the workers import while the networks are built
+        # here (the first build imports torch).
+        warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs))
+        try:
+            for cfg in configs:
+                check_networks(cfg)
+        except BaseException:
+            warm_up.cancel()
+            raise
+        self.checked_jobs = {tuple(job) for job in jobs}
+        warm_up.wait()
         return super().sweep(arguments)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        # Hydra composes each job again here; the jobs checked above need not be (~0.2 s a job).
+        if not all(tuple(job) in self.checked_jobs for job in batch):
+            super().validate_batch_is_legal(batch)

@@ -1,0 +1,82 @@
+"""Start the joblib launcher's worker processes while the sweep's configs are still being checked.
+
+A worker spends ~5 s importing torch, Lightning and W&B before its first job can start, and the
+parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
+launcher only creates its workers at launch, so the two happen one after the other. Here the same
+workers (joblib reuses one loky executor for the same settings) are created first and import the
+training stack in the background, so both happen at once and the jobs start on warm workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# What a job imports first (train.py's task imports vae.train, which imports the rest).
+TRAINING_STACK = "vae.train"
+
+
+def import_module(name: str) -> int:
+    importlib.import_module(name)
+    return os.getpid()
+
+
+def joblib_settings(launcher: Any) -> dict | None:
+    """The settings Hydra's joblib launcher will pass to joblib.Parallel, or None for any other
+    launcher, or one that runs jobs in the calling process (n_jobs=1)."""
+    if type(launcher).__name__ != "JoblibLauncher":
+        return None
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    from joblib import effective_n_jobs
+
+    settings = dict(launcher.joblib)
+    settings["backend"] = "loky"  # as the launcher does
+    process_joblib_cfg(settings)
+    return settings if effective_n_jobs(settings.get("n_jobs") or 1) > 1 else None
+
+
+class WorkerWarmUp:
+    """Warm the launcher's workers in a background thread; ``wait()`` before launching."""
+
+    def __init__(self, launcher: Any, jobs: int, module: str = TRAINING_STACK):
+        self.settings = joblib_settings(launcher) if jobs > 1 else None
+        self.module = module
+        self.worker_pids: list[int] = []
+        self.thread: threading.Thread | None = None
+        if self.settings is None:
+            return
+        from joblib import effective_n_jobs
+
+        self.tasks = min(jobs, effective_n_jobs(self.settings["n_jobs"]))
+        # daemon: if the configs turn out to be wrong, the process exits without waiting for it
+        self.thread = threading.Thread(target=self._run, name="warm-up-workers", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from joblib import Parallel, delayed
+
+        try:
+            self.worker_pids = Parallel(**self.settings)(delayed(import_module)(self.module)
+                                                         for _ in range(self.tasks))
+        except Exception as exc:  # noqa: BLE001 - only an optimisation: the launch reports real errors
+            log.debug("warming up the workers failed: %s", exc)
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def cancel(self) -> None:
+        """Stop the workers now (the sweep will not launch). Without this, Python's exit would
+        wait for their imports to finish: seconds before a config error's exit."""
+        if self.thread is None:
+            return
+        from joblib.externals.loky import reusable_executor  # the executor joblib shares (no public handle)
+
+        executor = reusable_executor._executor
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)

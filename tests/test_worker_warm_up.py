@@ -1,0 +1,63 @@
+"""The joblib launcher's workers are started and warmed while the sweep's configs are checked."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from joblib import Parallel, delayed
+
+from hydra_plugins.betavae_sweepers.worker_warm_up import WorkerWarmUp, joblib_settings
+
+
+class JoblibLauncher:  # the launcher is recognised by its class name, as the Optuna sweeper does
+    def __init__(self, n_jobs):
+        self.joblib = {"n_jobs": n_jobs, "backend": None, "prefer": "processes", "require": None,
+                       "verbose": 0, "timeout": None, "pre_dispatch": "2*n_jobs", "batch_size": "auto",
+                       "temp_folder": None, "max_nbytes": None, "mmap_mode": "r"}
+
+
+class BasicLauncher:
+    pass
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a killed child not yet reaped is a zombie
+        return stat.read().split()[2] != "Z"
+
+
+def test_jobs_run_in_the_workers_the_warm_up_started():
+    launcher = JoblibLauncher(n_jobs=2)
+    warm_up = WorkerWarmUp(launcher, jobs=6, module="slow_import")
+    warm_up.wait()
+    assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
+    # what Hydra's joblib launcher then runs: the same settings reuse the same processes
+    job_pids = Parallel(**joblib_settings(launcher))(delayed(os.getpid)() for _ in range(6))
+    assert set(job_pids) <= set(warm_up.worker_pids)  # no new, cold process
+
+
+@pytest.mark.parametrize("launcher, jobs", [(BasicLauncher(), 6),          # jobs run in this process
+                                            (JoblibLauncher(n_jobs=1), 6),  # joblib runs them here too
+                                            (JoblibLauncher(n_jobs=2), 1)])  # one job: no worker to wait for
+def test_no_warm_up_without_worker_processes_to_share(launcher, jobs):
+    warm_up = WorkerWarmUp(launcher, jobs=jobs, module="json")
+    assert warm_up.thread is None
+    warm_up.wait()  # and waiting is a no-op
+    warm_up.cancel()
+
+
+def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
+    warm_up = WorkerWarmUp(JoblibLauncher(n_jobs=2), jobs=6, module="json")
+    warm_up.wait()
+    pids = warm_up.worker_pids
+    assert all(alive(pid) for pid in pids)
+    warm_up.cancel()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids)
