@@ -111,13 +111,24 @@ class BetaVAE(L.LightningModule):
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
-        # self.log costs ~0.6 ms a call, a fifth of a step; only log on the steps the logger
-        # writes (Lightning writes when (fetch + 1) % log_every_n_steps == 0, at a fetch's last step).
-        # "step" is the x value Lightning gives the loggers: optimiser steps, not fetches.
         if (step + 1) % log_every == 0:
-            self.log_dict({"train/loss": loss, "train/distortion": t["distortion"].mean(),
-                           "train/rate": t["rate"].mean(), "step": float(step)}, on_step=True, on_epoch=False)
+            self.log_training_metrics(step, {"train/loss": loss, "train/distortion": t["distortion"].mean(),
+                                             "train/rate": t["rate"].mean()})
         return loss
+
+    def log_training_metrics(self, step: int, metrics: dict[str, torch.Tensor]) -> None:
+        """Hand training scalars to the loggers directly, as Lightning's logger connector does
+        (log_metrics, then save), at optimiser step ``step``.
+
+        Not self.log: for a step-only metric Lightning builds and moves a result object on every
+        call, ~0.8 ms a key (0.2 s of a 1024-step run, 5% of its training time, measured with
+        cProfile), and nothing reads training values back from trainer.callback_metrics.
+        Validation and test metrics do go through self.log (pruning and checkpoints read them).
+        """
+        scalars = {key: value.item() for key, value in metrics.items()}
+        for logger in self.loggers:
+            logger.log_metrics(scalars, step=step)
+            logger.save()
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
