@@ -2,3 +2,7 @@
 import time
 
 time.sleep(1.0)
+
+
+def noop() -> None:
+    pass

@@ -33,7 +33,7 @@ def alive(pid: int) -> bool:
 
 def test_jobs_run_in_the_workers_the_warm_up_started():
     launcher = JoblibLauncher(n_jobs=2)
-    warm_up = WorkerWarmUp(launcher, jobs=6, module="slow_import")
+    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
     warm_up.wait()
     assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
     # what Hydra's joblib launcher then runs: the same settings reuse the same processes
@@ -45,14 +45,14 @@ def test_jobs_run_in_the_workers_the_warm_up_started():
                                             (JoblibLauncher(n_jobs=1), 6),  # joblib runs them here too
                                             (JoblibLauncher(n_jobs=2), 1)])  # one job: no worker to wait for
 def test_no_warm_up_without_worker_processes_to_share(launcher, jobs):
-    warm_up = WorkerWarmUp(launcher, jobs=jobs, module="json")
+    warm_up = WorkerWarmUp(launcher, jobs=jobs, target="slow_import:noop")
     assert warm_up.thread is None
     warm_up.wait()  # and waiting is a no-op
     warm_up.cancel()
 
 
 def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
-    warm_up = WorkerWarmUp(JoblibLauncher(n_jobs=2), jobs=6, module="json")
+    warm_up = WorkerWarmUp(JoblibLauncher(n_jobs=2), jobs=6, target="slow_import:noop")
     warm_up.wait()
     pids = warm_up.worker_pids
     assert all(alive(pid) for pid in pids)
@@ -61,3 +61,19 @@ def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
+    """vae.worker.warm_up, run here in-process: it fills the split cache the jobs read from."""
+    import vae.data
+    from vae.worker import warm_up
+
+    monkeypatch.setattr(vae.data, "_SPLITS_CACHE", {})
+    data = {"data_dir": str(data_dir), "batch_size": 64, "val_size": 10000, "split_seed": 0}
+    warm_up(data=data, wandb_mode=None)
+    assert len(vae.data._SPLITS_CACHE) == 1
+    (splits,) = vae.data._SPLITS_CACHE.values()
+    assert splits["train"][0].shape == (50000, 1, 28, 28)
+    # a data folder without MNIST: nothing loaded, nothing downloaded, no error
+    warm_up(data={**data, "data_dir": str(tmp_path)}, wandb_mode=None)
+    assert len(vae.data._SPLITS_CACHE) == 1 and not any(tmp_path.iterdir())

@@ -3,8 +3,9 @@
 A worker spends ~5 s importing torch, Lightning and W&B before its first job can start, and the
 parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
 launcher only creates its workers at launch, so the two happen one after the other. Here the same
-workers (joblib reuses one loky executor for the same settings) are created first and import the
-training stack in the background, so both happen at once and the jobs start on warm workers.
+workers (joblib reuses one loky executor for the same settings) are created first and prepare in
+the background (vae/worker.py: imports, W&B's service, the data), so both happen at once and the
+jobs start on warm workers.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# What a job imports first (train.py's task imports vae.train, which imports the rest).
-TRAINING_STACK = "vae.train"
+# The worker's preparation, as "module:function"; it takes the keyword arguments given to WorkerWarmUp.
+WARM_UP = "vae.worker:warm_up"
 
 
-def import_module(name: str) -> int:
-    importlib.import_module(name)
+def call(target: str, kwargs: dict) -> int:
+    module, _, function = target.partition(":")
+    getattr(importlib.import_module(module), function)(**kwargs)
     return os.getpid()
 
 
@@ -43,9 +45,9 @@ def joblib_settings(launcher: Any) -> dict | None:
 class WorkerWarmUp:
     """Warm the launcher's workers in a background thread; ``wait()`` before launching."""
 
-    def __init__(self, launcher: Any, jobs: int, module: str = TRAINING_STACK):
+    def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, **kwargs: Any):
         self.settings = joblib_settings(launcher) if jobs > 1 else None
-        self.module = module
+        self.target, self.kwargs = target, kwargs
         self.worker_pids: list[int] = []
         self.thread: threading.Thread | None = None
         if self.settings is None:
@@ -61,7 +63,7 @@ class WorkerWarmUp:
         from joblib import Parallel, delayed
 
         try:
-            self.worker_pids = Parallel(**self.settings)(delayed(import_module)(self.module)
+            self.worker_pids = Parallel(**self.settings)(delayed(call)(self.target, self.kwargs)
                                                          for _ in range(self.tasks))
         except Exception as exc:  # noqa: BLE001 - only an optimisation: the launch reports real errors
             log.debug("warming up the workers failed: %s", exc)
