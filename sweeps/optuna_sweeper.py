@@ -43,6 +43,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from sweeps.search_space import SearchSpace, format_value, parse_search_space
+from sweeps.workers import limit_workers
 from sweeps.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.errors import ConfigError, UserError
@@ -243,6 +244,8 @@ class OptunaSweeperImpl(Sweeper):
             self._fail_dead_trials()
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
+        # trials run `slots` at a time: no more worker processes than that (joblib's n_jobs=-1)
+        limit_workers(self.launcher, jobs=slots)
         if self.study_name is None and self.spec.persistent:
             log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
                      "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)

@@ -1,4 +1,4 @@
-"""A module that takes a moment to import, like the training stack (tests/test_worker_warm_up.py)."""
+"""A module that takes a moment to import, like the training stack (tests/test_workers.py)."""
 import time
 
 time.sleep(1.0)

@@ -2,7 +2,7 @@
 
 Without the check, ``-m beta=-1,0.5`` would train beta=0.5 and only then fail on beta=-1,
 leaving a half-finished sweep folder behind. While the parent checks, the launcher's worker
-processes (if it has any) start and prepare for the jobs (worker_warm_up.py).
+processes (if it has any) start and prepare for the jobs (sweeps/workers.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.betavae_sweepers.worker_warm_up import WorkerWarmUp
+from sweeps.workers import WorkerWarmUp, limit_workers
 from vae.preflight import check_networks, check_values
 
 
 def worker_preparation(cfg: DictConfig) -> dict:
-    """What the workers can prepare for the jobs, from the first job's config (vae/worker.py)."""
+    """What the workers can prepare for the jobs, from the first job's config (vae/warm_up.py)."""
     logger = cfg.get("logger") or {}
     return {"data": OmegaConf.to_container(cfg.data, resolve=True),
             "wandb_mode": logger.get("mode") if logger.get("kind") == "wandb" else None}
@@ -39,6 +39,7 @@ class CheckedBasicSweeper(BasicSweeper):
             check_values(cfg)
         # The usual mistakes are caught by now; the workers import while the networks are built
         # here (the first build imports torch).
+        limit_workers(self.launcher, jobs=len(jobs))
         warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs), **worker_preparation(configs[0]))
         try:
             for cfg in configs:

@@ -1,5 +1,5 @@
 """What a sweep's worker process does before its first job arrives (started by
-hydra_plugins/betavae_sweepers/worker_warm_up.py while the parent checks the sweep's configs).
+sweeps/workers.py while the parent checks the sweep's configs).
 
 Otherwise the worker's first job does it all before its first training step, measured on the
 2-core machine: imports ~4.5 s, W&B's first wandb.init ~1.4 s (mostly waiting for its service
@@ -15,7 +15,7 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def warm_up(data: dict | None = None, wandb_mode: str | None = None) -> None:
+def prepare_worker(data: dict | None = None, wandb_mode: str | None = None) -> None:
     """``data``: the data config of the sweep's jobs (loaded only if its files are already there:
     fetching them is the job's work, with its error messages). ``wandb_mode``: the logger's W&B mode if the jobs log to W&B, else None."""
     wandb_service = None

@@ -8,7 +8,7 @@ import time
 import pytest
 from joblib import Parallel, delayed
 
-from hydra_plugins.betavae_sweepers.worker_warm_up import WorkerWarmUp, joblib_settings
+from sweeps.workers import WorkerWarmUp, joblib_settings, limit_workers
 
 
 class JoblibLauncher:  # the launcher is recognised by its class name, as the Optuna sweeper does
@@ -64,16 +64,29 @@ def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
 
 
 def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
-    """vae.worker.warm_up, run here in-process: it fills the split cache the jobs read from."""
+    """vae.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
     import vae.data
-    from vae.worker import warm_up
+    from vae.warm_up import prepare_worker
 
     monkeypatch.setattr(vae.data, "_SPLITS_CACHE", {})
     data = {"data_dir": str(data_dir), "batch_size": 64, "val_size": 10000, "split_seed": 0}
-    warm_up(data=data, wandb_mode=None)
+    prepare_worker(data=data, wandb_mode=None)
     assert len(vae.data._SPLITS_CACHE) == 1
     (splits,) = vae.data._SPLITS_CACHE.values()
     assert splits["train"][0].shape == (50000, 1, 28, 28)
     # a data folder without MNIST: nothing loaded, nothing downloaded, no error
-    warm_up(data={**data, "data_dir": str(tmp_path)}, wandb_mode=None)
+    prepare_worker(data={**data, "data_dir": str(tmp_path)}, wandb_mode=None)
     assert len(vae.data._SPLITS_CACHE) == 1 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("n_jobs, cores, jobs, workers", [(-1, 64, 6, 6),    # every core, but one per job
+                                                          (-1, 2, 6, 2),     # this machine
+                                                          (-2, 64, 100, 63),  # joblib's "all but one"
+                                                          (3, 64, 6, 3)])    # an explicit count stands
+def test_no_more_worker_processes_than_jobs(monkeypatch, n_jobs, cores, jobs, workers):
+    import joblib._parallel_backends
+
+    monkeypatch.setattr(joblib._parallel_backends, "cpu_count", lambda *a, **k: cores)  # what n_jobs<0 counts
+    launcher = JoblibLauncher(n_jobs=n_jobs)
+    limit_workers(launcher, jobs=jobs)
+    assert launcher.joblib["n_jobs"] == workers

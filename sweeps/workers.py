@@ -4,7 +4,7 @@ A worker spends ~5 s importing torch, Lightning and W&B before its first job can
 parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
 launcher only creates its workers at launch, so the two happen one after the other. Here the same
 workers (joblib reuses one loky executor for the same settings) are created first and prepare in
-the background (vae/worker.py: imports, W&B's service, the data), so both happen at once and the
+the background (vae/warm_up.py: imports, W&B's service, the data), so both happen at once and the
 jobs start on warm workers.
 """
 
@@ -19,13 +19,25 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # The worker's preparation, as "module:function"; it takes the keyword arguments given to WorkerWarmUp.
-WARM_UP = "vae.worker:warm_up"
+WARM_UP = "vae.warm_up:prepare_worker"
 
 
 def call(target: str, kwargs: dict) -> int:
     module, _, function = target.partition(":")
     getattr(importlib.import_module(module), function)(**kwargs)
     return os.getpid()
+
+
+def limit_workers(launcher: Any, jobs: int) -> None:
+    """joblib's n_jobs=-1 (the default: every usable core) starts a worker process per core even
+    for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers)."""
+    if type(launcher).__name__ != "JoblibLauncher":
+        return
+    from joblib import effective_n_jobs
+
+    n_jobs = launcher.joblib.get("n_jobs") or 1
+    if n_jobs < 0:
+        launcher.joblib["n_jobs"] = max(1, min(effective_n_jobs(n_jobs), jobs))
 
 
 def joblib_settings(launcher: Any) -> dict | None:
