@@ -221,12 +221,19 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     assert not any(t.state == TrialState.RUNNING for t in trials)
 
 
+def ctrl_c_enabled() -> None:
+    """In the child before exec: Ctrl-C's default action. A shell's background job (`pytest &`, some
+    CI runners) starts with SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher, slots", [([], 1), (["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"], 2)],
                          ids=["basic", "joblib-2-slots"])
 def test_ctrl_c_marks_the_running_trials_interrupted_at_once(tmp_path, launcher, slots):
     sweep = subprocess.Popen([PY, *app_sweep(tmp_path, "y=0", "sleep=5", "hydra.sweeper.n_trials=3", *launcher)],
-                             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=ctrl_c_enabled)
 
     _wait_for(lambda: state_counts(tmp_path).get("RUNNING", 0) == slots)
     time.sleep(0.3)
@@ -245,7 +252,8 @@ def test_interrupted_grid_point_runs_again_on_resume(tmp_path):
     args = [str(APP), "-m", "hydra/sweeper=optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}",
             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.study_name=s",
             "y=0,1,2", "sleep=0.3", "slow_job=1"]                      # trial 1 takes 1.8 s
-    first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             preexec_fn=ctrl_c_enabled)
     _wait_for(lambda: state_counts(tmp_path) == {"COMPLETE": 1, "RUNNING": 1, "WAITING": 1})
     first.send_signal(signal.SIGINT)
     first.wait(timeout=30)
