@@ -25,7 +25,7 @@ def worker_preparation(cfg: DictConfig) -> dict:
 
 
 class CheckedBasicSweeper(BasicSweeper):
-    checked_jobs: set = set()
+    checked_jobs: frozenset = frozenset()  # the jobs sweep() composed and checked
 
     def sweep(self, arguments: List[str]) -> Any:
         # The same expansion BasicSweeper.sweep does, done first so nothing runs or is written
@@ -47,7 +47,7 @@ class CheckedBasicSweeper(BasicSweeper):
         except BaseException:
             warm_up.cancel()
             raise
-        self.checked_jobs = {tuple(job) for job in jobs}
+        self.checked_jobs = frozenset(tuple(job) for job in jobs)
         warm_up.wait()
         return super().sweep(arguments)
 
