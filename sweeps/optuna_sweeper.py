@@ -43,7 +43,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from sweeps.search_space import SearchSpace, format_value, parse_search_space
-from sweeps.workers import limit_workers
+from sweeps.workers import joblib_workers, limit_workers
 from sweeps.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.errors import ConfigError, UserError
@@ -334,15 +334,11 @@ class OptunaSweeperImpl(Sweeper):
                 log.info("hydra.sweeper.n_jobs=%d: the basic launcher runs one job at a time in this "
                          "process; use hydra/launcher=joblib to run trials side by side", self.n_jobs)
             return 1
-        if type(self.launcher).__name__ == "JoblibLauncher":
+        workers = joblib_workers(self.launcher)
+        if workers is not None:
             # joblib runs a 1-worker Parallel in the calling thread, i.e. inside this process,
             # where two Hydra jobs at once would share Hydra's global state: never more slots
             # than joblib has worker processes.
-            workers = int(self.launcher.joblib.get("n_jobs") or 1)
-            # joblib's own count of usable cores (affinity, cgroup quotas), as its n_jobs=-1 uses
-            from joblib import cpu_count
-
-            workers = workers if workers > 0 else max(1, cpu_count() + 1 + workers)
             if workers < self.n_jobs:
                 log.info("hydra.sweeper.n_jobs=%d but hydra.launcher.n_jobs allows %d worker process(es): "
                          "running %d trial(s) at a time", self.n_jobs, workers, workers)

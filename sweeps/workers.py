@@ -28,30 +28,39 @@ def call(target: str, kwargs: dict) -> int:
     return os.getpid()
 
 
+def joblib_workers(launcher: Any) -> int | None:
+    """How many worker processes Hydra's joblib launcher runs jobs in, as joblib counts n_jobs
+    (-1: every usable core, by affinity and cgroup quotas; 1: none, the jobs run in the calling
+    process); None for any other launcher."""
+    # By name, not isinstance: Hydra's plugin discovery imports hydra_plugins modules afresh, so
+    # the launcher's class need not be the object an import here would give.
+    if type(launcher).__name__ != "JoblibLauncher":
+        return None
+    from joblib import effective_n_jobs
+
+    return effective_n_jobs(launcher.joblib.get("n_jobs") or 1)
+
+
 def limit_workers(launcher: Any, jobs: int) -> None:
     """joblib's n_jobs=-1 (the default: every usable core) starts a worker process per core even
     for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers)."""
-    if type(launcher).__name__ != "JoblibLauncher":
-        return
-    from joblib import effective_n_jobs
-
-    n_jobs = launcher.joblib.get("n_jobs") or 1
-    if n_jobs < 0:
-        launcher.joblib["n_jobs"] = max(1, min(effective_n_jobs(n_jobs), jobs))
+    workers = joblib_workers(launcher)
+    if workers is not None and (launcher.joblib.get("n_jobs") or 1) < 0:
+        launcher.joblib["n_jobs"] = max(1, min(workers, jobs))
 
 
 def joblib_settings(launcher: Any) -> dict | None:
     """The settings Hydra's joblib launcher will pass to joblib.Parallel, or None for any other
     launcher, or one that runs jobs in the calling process (n_jobs=1)."""
-    if type(launcher).__name__ != "JoblibLauncher":
+    workers = joblib_workers(launcher)
+    if workers is None or workers <= 1:
         return None
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-    from joblib import effective_n_jobs
 
     settings = dict(launcher.joblib)
     settings["backend"] = "loky"  # as the launcher does
     process_joblib_cfg(settings)
-    return settings if effective_n_jobs(settings.get("n_jobs") or 1) > 1 else None
+    return settings
 
 
 class WorkerWarmUp:
@@ -64,9 +73,7 @@ class WorkerWarmUp:
         self.thread: threading.Thread | None = None
         if self.settings is None:
             return
-        from joblib import effective_n_jobs
-
-        self.tasks = min(jobs, effective_n_jobs(self.settings["n_jobs"]))
+        self.tasks = min(jobs, joblib_workers(launcher))
         # daemon: if the configs turn out to be wrong, the process exits without waiting for it
         self.thread = threading.Thread(target=self._run, name="warm-up-workers", daemon=True)
         self.thread.start()

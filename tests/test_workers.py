@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 
 import pytest
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from joblib import Parallel, delayed
 
 from sweeps.workers import WorkerWarmUp, joblib_settings, limit_workers
 
 
-class JoblibLauncher:  # the launcher is recognised by its class name, as the Optuna sweeper does
-    def __init__(self, n_jobs):
-        self.joblib = {"n_jobs": n_jobs, "backend": None, "prefer": "processes", "require": None,
-                       "verbose": 0, "timeout": None, "pre_dispatch": "2*n_jobs", "batch_size": "auto",
-                       "temp_folder": None, "max_nbytes": None, "mmap_mode": "r"}
-
-
-class BasicLauncher:
-    pass
+def make_joblib_launcher(n_jobs: int) -> JoblibLauncher:
+    """Hydra's joblib launcher as its config group builds it (its defaults, this n_jobs)."""
+    settings = {k: v for k, v in asdict(JobLibLauncherConf(n_jobs=n_jobs)).items() if k != "_target_"}
+    return JoblibLauncher(**settings)
 
 
 def alive(pid: int) -> bool:
@@ -32,7 +31,7 @@ def alive(pid: int) -> bool:
 
 
 def test_jobs_run_in_the_workers_the_warm_up_started():
-    launcher = JoblibLauncher(n_jobs=2)
+    launcher = make_joblib_launcher(n_jobs=2)
     warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
     warm_up.wait()
     assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
@@ -42,8 +41,8 @@ def test_jobs_run_in_the_workers_the_warm_up_started():
 
 
 @pytest.mark.parametrize("launcher, jobs", [(BasicLauncher(), 6),          # jobs run in this process
-                                            (JoblibLauncher(n_jobs=1), 6),  # joblib runs them here too
-                                            (JoblibLauncher(n_jobs=2), 1)])  # one job: no worker to wait for
+                                            (make_joblib_launcher(n_jobs=1), 6),  # joblib runs them here too
+                                            (make_joblib_launcher(n_jobs=2), 1)])  # one job: no worker to wait for
 def test_no_warm_up_without_worker_processes_to_share(launcher, jobs):
     warm_up = WorkerWarmUp(launcher, jobs=jobs, target="slow_import:noop")
     assert warm_up.thread is None
@@ -52,7 +51,7 @@ def test_no_warm_up_without_worker_processes_to_share(launcher, jobs):
 
 
 def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
-    warm_up = WorkerWarmUp(JoblibLauncher(n_jobs=2), jobs=6, target="slow_import:noop")
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:noop")
     warm_up.wait()
     pids = warm_up.worker_pids
     assert all(alive(pid) for pid in pids)
@@ -87,6 +86,6 @@ def test_no_more_worker_processes_than_jobs(monkeypatch, n_jobs, cores, jobs, wo
     import joblib._parallel_backends
 
     monkeypatch.setattr(joblib._parallel_backends, "cpu_count", lambda *a, **k: cores)  # what n_jobs<0 counts
-    launcher = JoblibLauncher(n_jobs=n_jobs)
+    launcher = make_joblib_launcher(n_jobs=n_jobs)
     limit_workers(launcher, jobs=jobs)
     assert launcher.joblib["n_jobs"] == workers

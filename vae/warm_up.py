@@ -15,6 +15,15 @@ import threading
 log = logging.getLogger(__name__)
 
 
+def worker_preparation(cfg) -> dict:
+    """prepare_worker's arguments for a sweep's workers, from the first job's (composed) config."""
+    from omegaconf import OmegaConf
+
+    logger = cfg.get("logger") or {}
+    return {"data": OmegaConf.to_container(cfg.data, resolve=True),
+            "wandb_mode": logger.get("mode") if logger.get("kind") == "wandb" else None}
+
+
 def prepare_worker(data: dict | None = None, wandb_mode: str | None = None) -> None:
     """``data``: the data config of the sweep's jobs (loaded only if its files are already there:
     fetching them is the job's work, with its error messages). ``wandb_mode``: the logger's W&B mode if the jobs log to W&B, else None."""

@@ -11,17 +11,10 @@ from typing import Any, List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
 
 from sweeps.workers import WorkerWarmUp, limit_workers
 from vae.preflight import check_networks, check_values
-
-
-def worker_preparation(cfg: DictConfig) -> dict:
-    """What the workers can prepare for the jobs, from the first job's config (vae/warm_up.py)."""
-    logger = cfg.get("logger") or {}
-    return {"data": OmegaConf.to_container(cfg.data, resolve=True),
-            "wandb_mode": logger.get("mode") if logger.get("kind") == "wandb" else None}
+from vae.warm_up import worker_preparation
 
 
 class CheckedBasicSweeper(BasicSweeper):
