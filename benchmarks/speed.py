@@ -5,7 +5,7 @@
     python -m benchmarks.speed --cases train   # one case (train, trial, sweep, workers)
 
 The reference is the seed model trained by a loop written for speed: the same networks
-(vae.networks), the same data tensor sliced in place, the same Adam, the same number of steps,
+(vae.models.networks), the same data tensor sliced in place, the same Adam, the same number of steps,
 one torch thread. Every case runs both sides in this one invocation, alternating them, and
 compares the fastest repeat of each (the minimum is the least disturbed by other processes
 on a shared machine). Nothing here asserts a time: it reports.
@@ -31,9 +31,9 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from vae.config import PROJECT_ROOT  # noqa: E402
-from vae.data import MNISTDataModule  # noqa: E402
-from vae.mnist_files import ensure_mnist  # noqa: E402
-from vae.networks import MLPDecoder, MLPEncoder  # noqa: E402
+from vae.data.mnist import MNISTDataModule  # noqa: E402
+from vae.data.mnist_files import ensure_mnist  # noqa: E402
+from vae.models.networks import MLPDecoder, MLPEncoder  # noqa: E402
 
 SHAPE = (1, 28, 28)
 SWEEP = ["beta=0,0.01,1", "latent_size=2,10"]

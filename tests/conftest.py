@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from vae.config import PROJECT_ROOT  # noqa: E402
-from vae.mnist_files import ensure_mnist  # noqa: E402
+from vae.data.mnist_files import ensure_mnist  # noqa: E402
 
 CONF_DIR = PROJECT_ROOT / "conf"
 PYTHON = sys.executable

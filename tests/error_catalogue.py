@@ -14,7 +14,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import compose_cfg  # noqa: E402
-from vae import mnist_files  # noqa: E402
+from vae.data import mnist_files  # noqa: E402
 from vae.cli import describe  # noqa: E402
 from vae.preflight import preflight  # noqa: E402
 

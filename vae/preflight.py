@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from vae.config import validate
 from vae.errors import ConfigError, UserError
-from vae.mnist_files import check_data_dir
+from vae.data.mnist_files import check_data_dir
 
 MNIST_IMAGE_SHAPE = (1, 28, 28)
 

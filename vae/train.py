@@ -24,13 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from vae.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
-from vae.data import MNISTDataModule
+from vae.data.mnist import MNISTDataModule
 from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
-from vae.model import BetaVAE
+from vae.models.beta_vae import BetaVAE
 from vae.preflight import build_network, preflight
 from vae.secrets import redact
-from vae.pruning import pruning_callback
+from sweeper.pruning import pruning_callback
 
 log = logging.getLogger(__name__)
 

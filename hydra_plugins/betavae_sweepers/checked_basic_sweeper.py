@@ -2,7 +2,7 @@
 
 Without the check, ``-m beta=-1,0.5`` would train beta=0.5 and only then fail on beta=-1,
 leaving a half-finished sweep folder behind. While the parent checks, the launcher's worker
-processes (if it has any) start and prepare for the jobs (sweeps/workers.py).
+processes (if it has any) start and prepare for the jobs (sweeper/workers.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, List, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from sweeps.workers import WorkerWarmUp, limit_workers
+from sweeper.workers import WorkerWarmUp, limit_workers
 from vae.preflight import check_networks, check_values
-from vae.warm_up import worker_preparation
+from sweeper.warm_up import worker_preparation
 
 
 class CheckedBasicSweeper(BasicSweeper):

@@ -1,7 +1,7 @@
 """``hydra/sweeper=optuna``: the config Hydra composes and the class it instantiates.
 
 The keys are the upstream ``hydra-optuna-sweeper``'s (so an upstream config works unchanged),
-plus ours, marked NEW. The logic is in ``sweeps/optuna_sweeper.py``; Hydra only discovers
+plus ours, marked NEW. The logic is in ``sweeper/optuna_sweeper.py``; Hydra only discovers
 sweepers in the ``hydra_plugins`` namespace, hence this thin module.
 """
 
@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING
 
-from sweeps.optuna_sweeper import OptunaSweeperImpl
+from sweeper.optuna_sweeper import OptunaSweeperImpl
 
 
 # --- samplers (hydra/sweeper/sampler=...) and pruners (hydra/sweeper/pruner=...) -----------
@@ -70,7 +70,7 @@ class NSGAIISamplerConfig(SamplerConfig):
 class MOTPESamplerConfig(SamplerConfig):
     """Upstream's ``motpe``: Optuna 4 removed MOTPESampler (TPESampler does several objectives)."""
 
-    _target_: str = "sweeps.optuna_sweeper.motpe_sampler"
+    _target_: str = "sweeper.optuna_sweeper.motpe_sampler"
     consider_prior: Optional[bool] = None
     prior_weight: Optional[float] = None
     consider_magic_clip: Optional[bool] = None

@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from vae.errors import ConfigError
-from vae.mnist_files import ensure_mnist
+from vae.data.mnist_files import ensure_mnist
 
 IMAGE_SHAPE = (1, 28, 28)
 BINARIZE_CHOICES = ("none", "dynamic")

@@ -65,12 +65,12 @@ class SweepReport(Callback):
         self.done = True
         atexit.unregister(self._at_exit)
         try:
-            from sweeps.report import describe, make_report
-            from sweeps.runs import collect_multirun
+            from sweep_report.report import describe, make_report
+            from sweep_report.runs import collect_multirun
 
             report = make_report(collect_multirun(self.sweep_dir), metric=self.metric, use_wandb=self.wandb)
             for line in describe(report):
                 log.info(line)
         except Exception as exc:  # noqa: BLE001 - a report must never turn a sweep's result into a crash
-            log.warning("sweep report not built (%s: %s); retry: python -m sweeps.report %s",
+            log.warning("sweep report not built (%s: %s); retry: python -m sweep_report %s",
                         type(exc).__name__, exc, self.sweep_dir)

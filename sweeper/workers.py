@@ -4,7 +4,7 @@ A worker spends ~5 s importing torch, Lightning and W&B before its first job can
 parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
 launcher only creates its workers at launch, so the two happen one after the other. Here the same
 workers (joblib reuses one loky executor for the same settings) are created first and prepare in
-the background (vae/warm_up.py: imports, W&B's service, the data), so both happen at once and the
+the background (sweeper/warm_up.py: imports, W&B's service, the data), so both happen at once and the
 jobs start on warm workers.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # The worker's preparation, as "module:function"; it takes the keyword arguments given to WorkerWarmUp.
-WARM_UP = "vae.warm_up:prepare_worker"
+WARM_UP = "sweeper.warm_up:prepare_worker"
 
 
 def call(target: str, kwargs: dict) -> int:

@@ -14,7 +14,7 @@ What it does beyond the released ``hydra-optuna-sweeper`` (1.3, Optuna < 3):
 - A trial that raises, or returns NaN/inf, is FAIL with its reason (user attr ``fail_reason``);
   the sweep goes on until more than ``max_failure_rate × n_trials`` trials have failed.
 - Pruning: with ``trial_key`` set, each job gets the trial's identity under that config key
-  and reports intermediate values itself (``vae/pruning.py``); a pruned job is told PRUNED.
+  and reports intermediate values itself (``sweeper/pruning.py``); a pruned job is told PRUNED.
 - A RUNNING trial left by a killed worker is failed when a worker starts or looks for work:
   at once if it ran on this machine (its process is gone), else when its heartbeat is older
   than ``grace_period`` (RDB storages).
@@ -42,9 +42,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from sweeps.search_space import SearchSpace, format_value, parse_search_space
-from sweeps.workers import joblib_workers, limit_workers
-from sweeps.storage import BudgetLock, build_storage, parse_storage
+from sweeper.search_space import SearchSpace, format_value, parse_search_space
+from sweeper.workers import joblib_workers, limit_workers
+from sweeper.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.errors import ConfigError, UserError
 

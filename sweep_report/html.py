@@ -68,7 +68,7 @@ def page(title: str, meta: Sequence[str], notes: Sequence[str], table_html: str,
 <body>
 <h1>{html.escape(title)}</h1>
 {meta_html}
-<div class="meta">made {stamp} by <code>python -m sweeps.report</code></div>
+<div class="meta">made {stamp} by <code>python -m sweep_report</code></div>
 {notes_html}
 <h2>Runs</h2>
 {table_html}

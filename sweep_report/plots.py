@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from sweeps.runs import METRICS, Run  # noqa: E402
+from sweep_report.runs import METRICS, Run  # noqa: E402
 
 MARKERS = "os^DvPX*h<>"
 LOWER_IS_BETTER = {"nll_iwae", "neg_elbo", "distortion", "loss"}

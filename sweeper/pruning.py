@@ -30,7 +30,7 @@ class OptunaPruning(L.Callback):
         import optuna
         from hydra.utils import instantiate
 
-        from sweeps.storage import load_storage_from_url
+        from sweeper.storage import load_storage_from_url
 
         self.monitor = monitor
         study = optuna.load_study(study_name=study_name, storage=load_storage_from_url(storage))

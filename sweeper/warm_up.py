@@ -1,5 +1,5 @@
 """What a sweep's worker process does before its first job arrives (started by
-sweeps/workers.py while the parent checks the sweep's configs).
+sweeper/workers.py while the parent checks the sweep's configs).
 
 Otherwise the worker's first job does it all before its first training step, measured on the
 2-core machine: imports ~4.5 s, W&B's first wandb.init ~1.4 s (mostly waiting for its service
@@ -35,8 +35,8 @@ def prepare_worker(data: dict | None = None, wandb_mode: str | None = None) -> N
     import vae.train  # noqa: F401 - the import is the point: torch, Lightning, torchvision
 
     if data is not None:
-        from vae.data import MNISTDataModule
-        from vae.mnist_files import check_idx_files, raw_dir
+        from vae.data.mnist import MNISTDataModule
+        from vae.data.mnist_files import check_idx_files, raw_dir
 
         try:
             if not check_idx_files(raw_dir(data["data_dir"])):  # no problems: the files are there

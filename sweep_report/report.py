@@ -2,11 +2,11 @@
 training curves and image mosaics, as ``report.html`` (self-contained) + PNGs + CSV in the sweep
 folder, and as one W&B run of job type ``report`` in the sweep's group.
 
-    python -m sweeps.report outputs/multiruns/2026-11-24_00-21-20
-    python -m sweeps.report --storage sqlite:///outputs/optuna.db --study beta-vae [--out DIR]
-    python -m sweeps.report DIR --metric test/neg_elbo --no-wandb
+    python -m sweep_report outputs/multiruns/2026-11-24_00-21-20
+    python -m sweep_report --storage sqlite:///outputs/optuna.db --study beta-vae [--out DIR]
+    python -m sweep_report DIR --metric test/neg_elbo --no-wandb
 
-A multirun builds this itself when it ends (``sweeps.report_callback``; off: ``report.enabled=false``).
+A multirun builds this itself when it ends (``sweep_report.callback``; off: ``report.enabled=false``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps.runs import METRICS, Sweep, collect_multirun, collect_study
+from sweep_report.runs import METRICS, Sweep, collect_multirun, collect_study
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
     from vae.secrets import redact
     from PIL import Image
 
-    from sweeps.plots import best_run
+    from sweep_report.plots import best_run
     from vae.loggers import wandb_mode
 
     def image(png: bytes | Path) -> "wandb.Image":
@@ -183,7 +183,7 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
                 print_to=None) -> Report:
     """Write report.html, report/*.png and report/runs.csv into ``sweep.path``; log to W&B unless
     ``use_wandb`` is False or the sweep did not use W&B."""
-    from sweeps import html, plots
+    from sweep_report import html, plots
     from vae.atomic import atomic_write_bytes, atomic_write_text
 
     started = time.perf_counter()
@@ -234,7 +234,7 @@ def describe(report: Report) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sweeps.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sweep_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", nargs="?", help="a multirun folder (outputs/multiruns/<time>)")
     parser.add_argument("--storage", help="an Optuna storage URL, e.g. sqlite:///outputs/optuna.db")
     parser.add_argument("--study", help="the Optuna study's name (with --storage)")

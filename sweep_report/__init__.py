@@ -1,0 +1,10 @@
+"""The sweep report: what a finished sweep (a multirun folder or an Optuna study) shows a reader.
+
+- ``runs``: reads the runs back from disk (``metrics.json``, CSV history, PNGs) or from a study.
+- ``plots``: the figures (rate–distortion plane, heatmap, curves, mosaics).
+- ``html``: the self-contained page.
+- ``report``: builds all of it, prints the table, logs the W&B report run (``python -m sweep_report``).
+- ``callback``: the Hydra callback that builds it when a multirun ends.
+
+It reads what runs wrote and never imports the library's training code.
+"""

@@ -1,0 +1,1 @@
+"""Datasets as LightningDataModules, one module each (``conf/data/<name>.yaml`` names its class)."""
