@@ -92,15 +92,16 @@ def compose(overrides: list[str], output_dir: Path):
 
 def project_training(steps: int, workdir: Path) -> float:
     """Case 1: Lightning's fit of the project's model and data, no validation, logger or callbacks."""
-    from vae.train import build_datamodule, build_model, build_trainer
+    from vae.preflight import build_datamodule, build_model
+    from vae.train import build_trainer
 
     cfg = compose([f"trainer.max_steps={steps}", "logger=none", "callbacks=none",
                    "+trainer.limit_val_batches=0"], workdir)
     datamodule = build_datamodule(cfg)
     datamodule.setup()
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, datamodule.image_shape)
-    trainer = build_trainer(cfg, workdir, [], datamodule=datamodule)
+    model = build_model(cfg, datamodule)
+    trainer = build_trainer(cfg, workdir, [], model, datamodule)
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     return time.perf_counter() - started
@@ -153,7 +154,7 @@ def run_cases(cases: list[str], steps: int, repeats: int, sweep_repeats: int, sc
     ensure_mnist(PROJECT_ROOT / "data", download=False)
     data = MNISTDataModule(data_dir=str(PROJECT_ROOT / "data"), download=False)
     data.setup()
-    train_x, test_x = data.split("train")[0], data.split("test")[0]
+    train_x, test_x = data.split("train").images, data.split("test").images
     plain_training(train_x, 64)  # warm-up: first-call allocations and lazy inits
     rows = []
 

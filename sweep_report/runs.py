@@ -17,8 +17,10 @@ from typing import Any, Iterable
 
 import yaml
 
+from vae.protocol import ATTR_OUTPUT_DIR, METRICS_FILE, STATUSES
+
 # A run's state, in the order a reader cares about.
-STATES = ("completed", "failed", "pruned", "running", "missing")
+STATES = (*STATUSES, "missing")
 # Metrics a report shows, in table order, with short headers.
 METRICS = {
     "test/distortion": "D",
@@ -173,7 +175,7 @@ def read_job(job_dir: Path, job: str | None = None) -> Run:
         hydra = _load_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
         num = _select(hydra or {}, "hydra.job.num")
         job = str(num) if num is not None else job_dir.name
-    metrics_file = job_dir / "metrics.json"
+    metrics_file = job_dir / METRICS_FILE
     record: dict[str, Any] = {}
     error = None
     if metrics_file.is_file():
@@ -287,7 +289,7 @@ def collect_study(storage: str, study_name: str, out_dir: str | Path | None = No
     runs, notes = [], []
     for trial in study.trials:
         state = OPTUNA_STATES.get(trial.state.name, "missing")
-        output_dir = trial.user_attrs.get("output_dir")
+        output_dir = trial.user_attrs.get(ATTR_OUTPUT_DIR)
         overrides = [str(o) for o in trial.user_attrs.get("overrides") or
                      [f"{k}={v}" for k, v in trial.params.items()]]
         job = f"trial {trial.number}"

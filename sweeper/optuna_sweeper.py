@@ -46,6 +46,8 @@ from sweeper.search_space import SearchSpace, format_value, parse_search_space
 from sweeper.workers import joblib_workers, limit_workers
 from sweeper.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
+from vae.protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
+                          ATTR_SURPLUS, ATTR_WORKER)
 from vae.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ def _quiet_optuna_warnings():
     return ctx
 
 RESULTS_FILE = "optimization_results.yaml"
+REPORTING_CALLBACK = "sweeper.pruning.OptunaPruning"   # what a trial's job reports through
 
 
 class SweepFailedError(UserError):
@@ -69,11 +72,11 @@ class SweepFailedError(UserError):
 
 # --- which trials count ------------------------------------------------------------------
 def is_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get("interrupted"))
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR_INTERRUPTED))
 
 
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    if trial.state == TrialState.WAITING or trial.user_attrs.get("surplus"):
+    if trial.state == TrialState.WAITING or trial.user_attrs.get(ATTR_SURPLUS):
         return False
     return not is_interrupted(trial)
 
@@ -82,7 +85,7 @@ def is_failure(trial: optuna.trial.FrozenTrial) -> bool:
     """A failed run. A job that ran but returned nothing (``no_objective``, e.g. Hydra's test
     apps, or a task that is not an objective) is FAIL for Optuna but is not a failed run."""
     return (trial.state == TrialState.FAIL and counts_toward_budget(trial)
-            and not trial.user_attrs.get("no_objective"))
+            and not trial.user_attrs.get(ATTR_NO_OBJECTIVE))
 
 
 def _process_alive(pid: int) -> bool:
@@ -357,7 +360,7 @@ class OptunaSweeperImpl(Sweeper):
             # that the reason is recorded first (attrs cannot change after FAIL).
             stale_ids = set(storage._get_stale_trial_ids(self.study._study_id))
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = trial.user_attrs.get("worker") or {}
+            worker = trial.user_attrs.get(ATTR_WORKER) or {}
             if trial._trial_id in self._inflight:
                 continue                                  # ours, still running
             pid = int(worker.get("pid", -1))
@@ -374,8 +377,8 @@ class OptunaSweeperImpl(Sweeper):
     def _mark_interrupted(self, trial: optuna.trial.FrozenTrial, why: str) -> bool:
         storage = self.study._storage
         try:
-            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"interrupted: {why}")
+            storage.set_trial_user_attr(trial._trial_id, ATTR_INTERRUPTED, True)
+            storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON, f"interrupted: {why}")
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False                                  # finished meanwhile, or another worker got there first
@@ -429,14 +432,14 @@ class OptunaSweeperImpl(Sweeper):
                 return None
             trial = self.study.ask(fixed_distributions=space.distributions)
             self._inflight.add(trial._trial_id)
-            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+            trial.set_user_attr(ATTR_WORKER, {"host": socket.gethostname(), "pid": os.getpid()})
         if self.spec.lock_path is None and self.spec.persistent:
             # Server RDB: no shared lock, so check that no other worker took the last slot first.
             earlier = [t for t in self.study.get_trials(deepcopy=False)
                        if t.number < trial.number and counts_toward_budget(t)]
             if len(earlier) >= n_trials:
-                trial.set_user_attr("surplus", True)
-                trial.set_user_attr("fail_reason", "surplus: other workers took the last trials of the budget")
+                trial.set_user_attr(ATTR_SURPLUS, True)
+                trial.set_user_attr(ATTR_FAIL_REASON, "surplus: other workers took the last trials of the budget")
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
         return trial
@@ -458,7 +461,9 @@ class OptunaSweeperImpl(Sweeper):
         def quoted(text: str) -> str:
             return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-        return [f"++{key}.storage={quoted(self.spec.url)}", f"++{key}.study_name={quoted(self.study.study_name)}",
+        # The job builds this node as one more callback (vae/protocol.py): it reports to the trial.
+        return [f"++{key}._target_={REPORTING_CALLBACK}",
+                f"++{key}.storage={quoted(self.spec.url)}", f"++{key}.study_name={quoted(self.study.study_name)}",
                 f"++{key}.trial_id={trial._trial_id}", f"++{key}.trial_number={trial.number}"]
 
     def _run_trial(self, trial: optuna.Trial, space: SearchSpace, objective_keys: Optional[list[str]],
@@ -472,7 +477,7 @@ class OptunaSweeperImpl(Sweeper):
             # default); replaced by the job's real folder when it returns.
             subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
             if str(subdir).replace(" ", "") == "${hydra.job.num}":
-                trial.set_user_attr("output_dir", str(self.sweep_dir / str(trial.number)))
+                trial.set_user_attr(ATTR_OUTPUT_DIR, str(self.sweep_dir / str(trial.number)))
             job_overrides = overrides + self._identity_overrides(trial)
             log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
             # Optuna's heartbeat (RDB storages): lets other workers see this trial is alive.
@@ -486,7 +491,7 @@ class OptunaSweeperImpl(Sweeper):
             self._returns.append((trial.number, ret))
         output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
         if output_dir:
-            trial.set_user_attr("output_dir", str(output_dir))
+            trial.set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
         self._record(trial, ret, objective_keys)
         self._check_failure_budget(n_trials)
 
@@ -508,7 +513,7 @@ class OptunaSweeperImpl(Sweeper):
         if objective_keys is None and not self._numeric(value):
             # The job ran fine but gave nothing to optimise (Hydra's own test apps return None or
             # strings): FAIL for Optuna, but not a failed run for max_failure_rate.
-            trial.set_user_attr("no_objective", True)
+            trial.set_user_attr(ATTR_NO_OBJECTIVE, True)
             self._tell(trial, TrialState.FAIL, None, reason=f"the task returned {value!r}, not an objective "
                        "(return a float, or a dict and set hydra.sweeper.objective)")
             return
@@ -550,10 +555,10 @@ class OptunaSweeperImpl(Sweeper):
               reason: Optional[str] = None, interrupted: bool = False) -> None:
         try:
             if reason:
-                trial.set_user_attr("fail_reason", reason)
+                trial.set_user_attr(ATTR_FAIL_REASON, reason)
                 log.warning("Trial %d failed: %s", trial.number, reason)
             if interrupted:
-                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr(ATTR_INTERRUPTED, True)
             self.study.tell(trial, state=state, values=values)
             self._inflight.discard(trial._trial_id)
             if interrupted:
@@ -568,7 +573,7 @@ class OptunaSweeperImpl(Sweeper):
         allowed = self.max_failure_rate * n_trials
         if len(failures) > allowed and not self._stop.is_set():
             self._stop.set()
-            last = failures[-1].user_attrs.get("fail_reason", "?")
+            last = failures[-1].user_attrs.get(ATTR_FAIL_REASON, "?")
             self._abort = SweepFailedError(
                 f"{len(failures)} of the study's {n_trials} trials failed, more than "
                 f"hydra.sweeper.max_failure_rate={self.max_failure_rate} allows; last: trial "
@@ -586,7 +591,7 @@ class OptunaSweeperImpl(Sweeper):
 
         def summary(t: optuna.trial.FrozenTrial) -> dict:
             return {"number": t.number, "params": job_params(t), "values": list(t.values),
-                    "output_dir": t.user_attrs.get("output_dir")}
+                    "output_dir": t.user_attrs.get(ATTR_OUTPUT_DIR)}
 
         result: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "storage": self.spec.url,
                                   "directions": [d.name.lower() for d in study.directions],

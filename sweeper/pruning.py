@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping
 
 import lightning as L
 
@@ -26,7 +25,8 @@ class OptunaPruning(L.Callback):
     """At every validation end: ``trial.report(monitor, step=global_step)``; if the pruner says
     so, raise ``optuna.TrialPruned`` (train() records status "pruned", the sweeper PRUNED)."""
 
-    def __init__(self, storage: str, study_name: str, trial_id: int, monitor: str = "val/neg_elbo"):
+    def __init__(self, storage: str, study_name: str, trial_id: int, trial_number: int | None = None,
+                 monitor: str = "val/neg_elbo"):
         import optuna
         from hydra.utils import instantiate
 
@@ -58,12 +58,3 @@ class OptunaPruning(L.Callback):
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned at step {step} "
                                      f"({self.monitor}={value:.3f})")
-
-
-def pruning_callback(optuna_cfg: Mapping[str, Any]) -> OptunaPruning | None:
-    """The callback for a job started by the Optuna sweeper with ``trial_key=optuna``, else None."""
-    if not optuna_cfg or optuna_cfg.get("trial_id") is None or not optuna_cfg.get("storage"):
-        return None
-    return OptunaPruning(storage=str(optuna_cfg["storage"]), study_name=str(optuna_cfg["study_name"]),
-                         trial_id=int(optuna_cfg["trial_id"]),
-                         monitor=str(optuna_cfg.get("monitor") or "val/neg_elbo"))

@@ -35,12 +35,12 @@ def prepare_worker(data: dict | None = None, wandb_mode: str | None = None) -> N
     import vae.train  # noqa: F401 - the import is the point: torch, Lightning, torchvision
 
     if data is not None:
-        from vae.data.mnist import MNISTDataModule
-        from vae.data.mnist_files import check_idx_files, raw_dir
+        from hydra.utils import instantiate
 
         try:
-            if not check_idx_files(raw_dir(data["data_dir"])):  # no problems: the files are there
-                MNISTDataModule(**data).setup()  # fills the process's split cache
+            datamodule = instantiate(data)
+            if datamodule.files_ready():
+                datamodule.setup()  # fills the process's split cache
         except Exception as exc:  # noqa: BLE001 - the job itself loads (or fetches) and reports
             log.debug("data not loaded ahead of the first job: %s", exc)
     if wandb_service is not None:

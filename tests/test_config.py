@@ -13,7 +13,7 @@ from vae.cli import describe
 from vae.errors import DataError
 from vae.models.beta_vae import BetaVAE
 from vae.preflight import preflight
-from vae.train import build_model
+from vae.preflight import build_datamodule, build_model
 
 
 def test_a_data_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_path, data_dir):
@@ -36,7 +36,7 @@ def test_the_default_config_is_the_seed_model_in_the_summed_convention(tmp_path,
 
 def test_seed_notebook_experiment_reproduces_the_notebook(tmp_path, data_dir):
     cfg = compose_cfg(["experiment=seed_notebook"], tmp_path, data_dir)
-    model: BetaVAE = build_model(cfg, (1, 28, 28))
+    model: BetaVAE = build_model(cfg, build_datamodule(cfg))
     assert (cfg.beta, cfg.latent_size, cfg.loss.reduction, cfg.data.binarize) == (0.01, 10, "mean", "none")
     assert (cfg.trainer.max_steps, cfg.data.batch_size, cfg.model.optimizer.lr) == (1024, 64, 1e-3)
     assert model.beta_eff == pytest.approx(0.784)
@@ -45,7 +45,7 @@ def test_seed_notebook_experiment_reproduces_the_notebook(tmp_path, data_dir):
 
 def test_conv_model_is_selectable_as_a_config_option(tmp_path, data_dir):
     cfg = compose_cfg(["model=conv", "latent_size=3"], tmp_path, data_dir)
-    model = build_model(cfg, (1, 28, 28))
+    model = build_model(cfg, build_datamodule(cfg))
     assert type(model.encoder).__name__ == "ConvEncoder" and type(model.decoder).__name__ == "ConvDecoder"
 
 

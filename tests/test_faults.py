@@ -65,7 +65,7 @@ def test_a_resumed_run_sees_the_same_batches_as_an_uninterrupted_one(data_dir, t
 
     def fit(ckpt_path=None, callbacks=()):
         torch.manual_seed(0)
-        model = Recording(MLPEncoder((1, 28, 28), 2), MLPDecoder((1, 28, 28), 2), latent_size=2)
+        model = Recording(MLPEncoder, MLPDecoder, data=MNISTDataModule.info, latent_size=2)
         datamodule = MNISTDataModule(data_dir=str(data_dir), download=False, train_subset=640, val_size=1000)
         L.Trainer(max_steps=30, logger=False, enable_progress_bar=False, limit_val_batches=0,
                   enable_model_summary=False, enable_checkpointing=bool(callbacks), callbacks=list(callbacks),

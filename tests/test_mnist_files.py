@@ -37,7 +37,7 @@ def test_the_loaded_data_is_real_mnist(data_dir):
     assert pixels.std().item() == pytest.approx(0.3081, abs=1e-4)
     assert train.targets[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert torch.bincount(train.targets).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    sizes = {name: len(dm.split(name)[0]) for name in ("train", "val", "test")}
+    sizes = {name: len(dm.split(name)) for name in ("train", "val", "test")}
     assert sizes == {"train": 50_000, "val": 10_000, "test": 10_000}
 
 

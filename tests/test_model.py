@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
+from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
@@ -15,8 +16,7 @@ SHAPE = (1, 28, 28)
 def make_model(latent_size=4, beta=1.0, reduction="sum", seed=0, conv=False) -> BetaVAE:
     torch.manual_seed(seed)
     enc, dec = (ConvEncoder, ConvDecoder) if conv else (MLPEncoder, MLPDecoder)
-    return BetaVAE(enc(SHAPE, latent_size), dec(SHAPE, latent_size), latent_size=latent_size,
-                   beta=beta, reduction=reduction, image_shape=SHAPE)
+    return BetaVAE(enc, dec, data=MNISTDataModule.info, latent_size=latent_size, beta=beta, reduction=reduction)
 
 
 def binary_images(n=64, seed=0) -> torch.Tensor:

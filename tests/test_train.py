@@ -76,7 +76,7 @@ def test_the_seed_convention_runs_end_to_end(make_cfg, tmp_path):
 
 
 def test_grouped_batches_give_the_same_stream_of_batches_as_single_ones():
-    from vae.data.mnist import TensorBatches
+    from vae.data.base import TensorBatches
 
     images, labels = torch.rand(100, 1, 2, 2), torch.arange(100)
     single = TensorBatches(images, labels, batch_size=8, shuffle=True, seed=3, drop_last=True)
@@ -88,7 +88,7 @@ def test_grouped_batches_give_the_same_stream_of_batches_as_single_ones():
 
 
 def test_grouped_steps_keep_every_event_on_its_step(make_cfg, tmp_path):
-    metrics = train(make_cfg("data.batches_per_fetch=4", "trainer.max_steps=42", "trainer.val_check_interval=20",
+    metrics = train(make_cfg("speed.batches_per_fetch=4", "trainer.max_steps=42", "trainer.val_check_interval=20",
                              "trainer.log_every_n_steps=4", "logger=csv"))
     assert metrics["steps"] == 42  # not a multiple of 4: groups of 2, so that none is cut short
     with open(tmp_path / "csv" / "metrics.csv") as f:
@@ -105,6 +105,6 @@ def test_grouped_steps_keep_every_event_on_its_step(make_cfg, tmp_path):
     (16, {"max_steps": 30, "val_check_interval": 15, "log_every_n_steps": 5}, 1),        # debug=smoke
 ])
 def test_the_group_size_divides_every_step_interval(requested, intervals, expected):
-    from vae.train import batches_per_fetch
+    from vae.speed.batch_groups import group_size
 
-    assert batches_per_fetch(requested, intervals, []) == expected
+    assert group_size(requested, intervals, []) == expected

@@ -64,18 +64,19 @@ def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
 
 def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
     """sweeper.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
-    import vae.data.mnist
+    import vae.data.base
     from sweeper.warm_up import prepare_worker
 
-    monkeypatch.setattr(vae.data.mnist, "_SPLITS_CACHE", {})
-    data = {"data_dir": str(data_dir), "batch_size": 64, "val_size": 10000, "split_seed": 0}
+    monkeypatch.setattr(vae.data.base, "_SPLITS_CACHE", {})
+    data = {"_target_": "vae.data.mnist.MNISTDataModule", "data_dir": str(data_dir), "batch_size": 64,
+            "val_size": 10000, "split_seed": 0}
     prepare_worker(data=data, wandb_mode=None)
-    assert len(vae.data.mnist._SPLITS_CACHE) == 1
-    (splits,) = vae.data.mnist._SPLITS_CACHE.values()
-    assert splits["train"][0].shape == (50000, 1, 28, 28)
+    assert len(vae.data.base._SPLITS_CACHE) == 1
+    (splits,) = vae.data.base._SPLITS_CACHE.values()
+    assert splits["train"].images.shape == (50000, 1, 28, 28)
     # a data folder without MNIST: nothing loaded, nothing downloaded, no error
     prepare_worker(data={**data, "data_dir": str(tmp_path)}, wandb_mode=None)
-    assert len(vae.data.mnist._SPLITS_CACHE) == 1 and not any(tmp_path.iterdir())
+    assert len(vae.data.base._SPLITS_CACHE) == 1 and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("n_jobs, cores, jobs, workers", [(-1, 64, 6, 6),    # every core, but one per job

@@ -20,7 +20,8 @@ class ImageLogger(L.Callback):
 
     Figures: reconstructions beside their inputs, the 2-D traversal grid (latent dims 0 and 1),
     one traversal row per latent dim, samples from the prior, and for a 2-D latent space the
-    test set's posterior means coloured by digit.
+    test set's posterior means coloured by label (for a dataset with labels).
+    Any model with the figure interface (figures.can_draw) gets them; others are skipped.
     """
 
     def __init__(self, output_dir: str, every_n_steps: int = 256, num_examples: int = 8,
@@ -38,18 +39,22 @@ class ImageLogger(L.Callback):
         self.log_figures(trainer, pl_module, final=True)
 
     def draw(self, trainer: L.Trainer, model, final: bool) -> dict[str, torch.Tensor]:
-        images, labels = trainer.datamodule.split("test" if final else "val")
-        grids = {"reconstructions": figures.reconstructions(model, images[: self.num_examples]),
+        datamodule = trainer.datamodule
+        split = datamodule.split("test" if final else "val")
+        examples = datamodule.as_float(split.images[: self.num_examples])
+        grids = {"reconstructions": figures.reconstructions(model, examples),
                  "traversal_rows": figures.traversal_rows(model, self.traversal_steps, self.traversal_span),
                  "prior_samples": figures.prior_samples(model, self.num_samples)}
         if model.latent_size >= 2:
             grids["traversal_grid"] = figures.traversal_grid(model, self.traversal_steps, self.traversal_span)
-        if final and model.latent_size == 2:
-            grids["latent_scatter"] = figures.latent_scatter(model, images, labels)
+        info = datamodule.info
+        if final and model.latent_size == 2 and split.labels is not None and info.label_name:
+            grids["latent_scatter"] = figures.latent_scatter(model, datamodule.as_float(split.images), split.labels,
+                                                             info.label_name, info.num_classes)
         return grids
 
     def log_figures(self, trainer: L.Trainer, model, final: bool) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or not figures.can_draw(model):
             return
         was_training = model.training
         model.eval()

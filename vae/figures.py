@@ -12,6 +12,13 @@ from torchvision.utils import make_grid
 
 from vae.models.beta_vae import BetaVAE
 
+# What a model needs for its figures: BetaVAE has them; a model of your own may add them.
+FIGURE_INTERFACE = ("latent_size", "posterior", "decode_mean", "reconstruct")
+
+
+def can_draw(model) -> bool:
+    return all(hasattr(model, name) for name in FIGURE_INTERFACE)
+
 
 def to_uint8(grid: torch.Tensor) -> torch.Tensor:
     return grid.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
@@ -47,8 +54,9 @@ def prior_samples(model: BetaVAE, n: int = 64, seed: int = 0) -> torch.Tensor:
     return to_uint8(make_grid(model.decode_mean(z), nrow=int(n ** 0.5), pad_value=1))
 
 
-def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Posterior means of a 2-D latent space, coloured by digit (a matplotlib figure as pixels)."""
+def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor, label_name: str = "label",
+                   num_classes: int | None = None) -> torch.Tensor:
+    """Posterior means of a 2-D latent space, coloured by label (a matplotlib figure as pixels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,8 +66,10 @@ def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor) -
     with torch.no_grad():
         locs = torch.cat([model.posterior(chunk.to(model.device)).loc.cpu() for chunk in images.split(2000)])
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    points = ax.scatter(locs[:, 0], locs[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=9.5)
-    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    classes = num_classes or int(labels.max()) + 1
+    cmap = "tab10" if classes <= 10 else "viridis"
+    points = ax.scatter(locs[:, 0], locs[:, 1], c=labels, cmap=cmap, s=2, alpha=0.6, vmin=-0.5, vmax=classes - 0.5)
+    fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 10 else None, label=label_name)
     ax.set(xlabel="z[0]", ylabel="z[1]", title="test set posterior means")
     fig.tight_layout()
     buffer = io.BytesIO()

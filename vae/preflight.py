@@ -1,52 +1,76 @@
-"""Checks that need no data and write nothing, run before a run's or a sweep's folder exists.
+"""Checks run before a run's or a sweep's folder exists: a mistake costs one line, nothing written.
 
-Kept free of Lightning and torchvision (torch only, for building the networks), so that a
-sweep's parent process, which only checks configs and hands jobs to workers, starts fast.
+Two stages, so that a sweep's parent process stays fast: ``check_values`` needs no torch (the
+schema's rules and the write paths) and runs first for every job; ``check_components`` builds the
+datamodule (its constructor and its own ``check_config``; no data is loaded) and the model from
+their ``_target_`` nodes, exactly as ``train()`` does, which catches bad dataset and network
+options in milliseconds once the imports are done.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae.config import validate
 from vae.errors import ConfigError, UserError
-from vae.data.mnist_files import check_data_dir
-
-MNIST_IMAGE_SHAPE = (1, 28, 28)
 
 
-def build_network(node: DictConfig, key: str, **shapes):
-    """instantiate() with its errors turned into one line naming the config node."""
+def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """instantiate() with its errors turned into one line naming the config node. ``kwargs`` are
+    passed to the constructor as they are (instantiate would turn a dataclass into a config)."""
     try:
-        return instantiate(node, **shapes)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, UserError):
-            raise exc.__cause__ from None
-        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
-        raise ConfigError(f"{key} cannot be built from its config: {reason}") from None
+        return instantiate(node, _partial_=True)(**kwargs) if kwargs else instantiate(node)
+    except (InstantiationException, TypeError) as exc:
+        cause = exc.__cause__ if isinstance(exc, InstantiationException) else exc
+        while cause is not None and not isinstance(cause, UserError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        reason = str(cause or exc).strip().splitlines()[-1]
+        raise ConfigError(f"{_node_named_in(reason, node, key)} cannot be built from its config: {reason}") from None
+
+
+def _node_named_in(reason: str, node: DictConfig, key: str) -> str:
+    """The sub-node whose class the error names (model.encoder for "ConvEncoder.__init__() ..."),
+    else the node itself."""
+    for name, child in node.items():
+        target = child.get("_target_") if isinstance(child, DictConfig) else None
+        if target and f"{str(target).rsplit('.', 1)[-1]}." in reason:
+            return f"{key}.{name}"
+    return key
+
+
+def build_datamodule(cfg: DictConfig):
+    datamodule = build(cfg.data, "data")
+    check = getattr(datamodule, "check_config", None)
+    if check is not None:
+        check()
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule):
+    """The model's contract: its constructor takes ``data``, the dataset's DatasetInfo."""
+    return build(cfg.model, "model", data=datamodule.info)
 
 
 def preflight(cfg: DictConfig) -> None:
-    """Value rules, the data folder, write paths, and building the networks (milliseconds, once
-    torch is imported), which catches bad network options: a mistake stops a run or a sweep
-    before any folder is made."""
     check_values(cfg)
-    check_networks(cfg)
+    check_components(cfg)
 
 
 def check_values(cfg: DictConfig) -> None:
     """The checks that need no torch."""
     validate(cfg)
-    check_data_dir(cfg.data.data_dir)
     check_write_paths(cfg)
 
 
-def check_networks(cfg: DictConfig) -> None:
-    shapes = {"image_shape": MNIST_IMAGE_SHAPE, "latent_size": cfg.latent_size}
-    build_network(cfg.model.encoder, "model.encoder", **shapes)
-    build_network(cfg.model.decoder, "model.decoder", **shapes)
+def check_components(cfg: DictConfig) -> None:
+    build_model(cfg, build_datamodule(cfg))
 
 
 # Config keys that name a place a run writes to.
@@ -56,10 +80,6 @@ WRITE_PATH_KEYS = ("dirpath", "output_dir", "save_dir", "dir")
 def check_write_paths(cfg: DictConfig) -> None:
     """Every folder a callback or logger is configured to write to must lie inside this run's
     output folder: a typo or a shared config must not make a run write elsewhere."""
-    from pathlib import Path
-
-    from omegaconf import OmegaConf, open_dict
-
     # The run's folder may not exist yet (this runs before Hydra makes it): resolve against a
     # stand-in for it, so that ${paths.output_dir}/x passes and /tmp/x or ../x do not.
     root = Path("/run-output-dir")

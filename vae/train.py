@@ -7,7 +7,6 @@ Data flows one way: config -> datamodule and model -> trainer -> metrics (metric
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
@@ -24,30 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from vae.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
-from vae.data.mnist import MNISTDataModule
 from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
-from vae.models.beta_vae import BetaVAE
-from vae.preflight import build_network, preflight
+from vae.preflight import build_datamodule, build_model, preflight
+from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
 from vae.secrets import redact
-from sweeper.pruning import pruning_callback
+from vae.speed import batch_groups
 
 log = logging.getLogger(__name__)
-
-
-def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
-    return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
-
-
-def build_model(cfg: DictConfig, image_shape: tuple[int, ...]) -> BetaVAE:
-    shapes = {"image_shape": image_shape, "latent_size": cfg.latent_size}
-    return BetaVAE(
-        gradient_clip_val=(cfg.trainer or {}).get("gradient_clip_val"),
-        encoder=build_network(cfg.model.encoder, "model.encoder", **shapes),
-        decoder=build_network(cfg.model.decoder, "model.decoder", **shapes),
-        latent_size=cfg.latent_size, beta=cfg.beta, reduction=cfg.loss.reduction,
-        lr=cfg.model.optimizer.lr, iwae_samples=cfg.eval.iwae_samples, nll_images=cfg.eval.nll_images,
-        image_shape=image_shape)
 
 
 def run_identity() -> tuple[str, str | None]:
@@ -69,8 +52,8 @@ def interactive(cfg: DictConfig) -> bool:
     return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callbacks: tuple = (),
-                  datamodule: MNISTDataModule | None = None) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, model: L.LightningModule,
+                  datamodule: L.LightningDataModule, extra_callbacks: tuple = ()) -> L.Trainer:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
     callbacks += list(extra_callbacks)
     show_progress = interactive(cfg)
@@ -80,36 +63,21 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, extra_callba
         for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available: False" and similar
             logging.getLogger(name).setLevel(logging.WARNING)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    # The model steps its optimiser itself (see BetaVAE.__init__) and applies the clip value;
-    # Lightning refuses the Trainer argument in that mode, so it is handed over, not dropped.
-    trainer_kwargs.pop("gradient_clip_val", None)
+    if not model.automatic_optimization:
+        # A model that steps its optimiser itself applies the clip value (BetaVAE takes it from
+        # its config); Lightning refuses the Trainer argument in that mode.
+        trainer_kwargs.pop("gradient_clip_val", None)
     # Validate at least once, at the end, even when max_steps is below the usual interval.
     interval = trainer_kwargs.get("val_check_interval")
     if isinstance(interval, int):
         trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
-    # Several batches per Lightning loop iteration (data.batches_per_fetch), as many as divide every
-    # step interval, so validation, logs, checkpoints and figures fall on the same steps as with one.
-    fetch = batches_per_fetch(cfg.data.batches_per_fetch, trainer_kwargs, callbacks)
-    if datamodule is not None:
-        datamodule.batches_per_fetch = fetch
-    for key in ("val_check_interval", "log_every_n_steps"):  # Lightning counts these in fetches
-        if isinstance(trainer_kwargs.get(key), int):
-            trainer_kwargs[key] //= fetch
+    # Opt-in speed device: only a model that takes batch groups gets them (vae/speed/batch_groups.py).
+    batch_groups.configure(model, datamodule, trainer_kwargs, callbacks, cfg.speed.batches_per_fetch)
     # Checkpoint only where the config asks: with callbacks=none Lightning would add its own.
     checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,
                      default_root_dir=str(output_dir), enable_progress_bar=show_progress,
                      enable_checkpointing=checkpointing)
-
-
-def batches_per_fetch(requested: int, trainer_kwargs: dict, callbacks: list) -> int:
-    """The largest group size ≤ requested that divides every interval counted in steps, and
-    max_steps: a shorter last group would make Lightning write the previous step's logs again."""
-    intervals = [trainer_kwargs.get("max_steps"), trainer_kwargs.get("val_check_interval"),
-                 trainer_kwargs.get("log_every_n_steps", 50),
-                 *(getattr(cb, "_every_n_train_steps", None) for cb in callbacks),
-                 *(getattr(cb, "every_n_steps", None) for cb in callbacks)]
-    return math.gcd(requested, *(i for i in intervals if isinstance(i, int) and i > 0))
 
 
 def resolve_checkpoint(ckpt_path: str | None, output_dir: Path) -> Path | None:
@@ -125,13 +93,39 @@ def resolve_checkpoint(ckpt_path: str | None, output_dir: Path) -> Path | None:
     return path
 
 
-def run_params(cfg: DictConfig, model: BetaVAE) -> dict:
+def run_params(cfg: DictConfig, model: L.LightningModule, datamodule: L.LightningDataModule) -> dict:
     """The settings a reader compares runs by (the full config is in .hydra/config.yaml)."""
-    return {"beta": cfg.beta, "beta_eff": model.beta_eff, "latent_size": cfg.latent_size,
-            "reduction": cfg.loss.reduction, "binarize": cfg.data.binarize, "seed": cfg.seed,
-            "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
-            "nll_images": cfg.eval.nll_images,
-            "model": cfg.model.encoder._target_.rsplit(".", 1)[-1]}
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    params = {"beta": cfg.beta, "beta_eff": getattr(model, "beta_eff", cfg.beta), "latent_size": cfg.latent_size,
+              "reduction": cfg.loss.reduction, "binarize": OmegaConf.select(cfg, "data.binarize"),
+              "seed": cfg.seed, "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
+              "nll_images": cfg.eval.nll_images,
+              "model": choices.get("model") or type(model).__name__,
+              "data": datamodule.info.name}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def trial_callbacks(cfg: DictConfig) -> list:
+    """The callback a sweeper asked this job to report through (vae/protocol.py), if any."""
+    trial = cfg.get(TRIAL_KEY)
+    if trial is None or trial.get("_target_") is None:
+        return []
+    return [instantiate(trial)]
+
+
+def test_metrics(trainer: L.Trainer, model: L.LightningModule) -> dict:
+    """Every ``test/*`` scalar the model logged, plus the extras a model keeps in ``test_results``
+    (lists such as the KL per latent dim)."""
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    extras = {f"test/{k}": v for k, v in getattr(model, "test_results", {}).items()}
+    return {**logged, **extras}
+
+
+def summary_line(run_name: str, metrics: dict) -> str:
+    shown = [("−ELBO", "test/neg_elbo"), ("NLL", "test/nll_iwae"), ("rate", "test/rate"),
+             ("distortion", "test/distortion"), ("active units", "test/active_units")]
+    parts = [f"{label} {metrics[key]:.2f}" for label, key in shown if isinstance(metrics.get(key), float)]
+    return f"{run_name}: test {', '.join(parts)} ({metrics['wall_time_s']:.1f} s)"
 
 
 def train(cfg: DictConfig) -> dict:
@@ -148,35 +142,31 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
-    model = build_model(cfg, datamodule.image_shape)
+    model = build_model(cfg, datamodule)
     run_name, group = run_identity()
-    # An Optuna trial (hydra/sweeper=optuna with trial_key=optuna): report for pruning, and group
-    # the W&B runs by study; cfg.optuna (study, trial number) lands in the W&B config as well.
-    trial_cfg = OmegaConf.to_container(cfg.optuna, resolve=True) if cfg.get("optuna") else None
-    pruning = [cb for cb in [pruning_callback(trial_cfg)] if cb is not None] if trial_cfg else []
-    if trial_cfg and trial_cfg.get("study_name"):
-        group = str(trial_cfg["study_name"])
+    # A sweeper's trial (e.g. hydra/sweeper=optuna with trial_key=optuna): its reporting callback,
+    # and the W&B runs grouped by study; the trial's node lands in the W&B config as well.
+    reporting = trial_callbacks(cfg)
+    if reporting and cfg[TRIAL_KEY].get("study_name"):
+        group = str(cfg[TRIAL_KEY].study_name)
     checkpoint = resolve_checkpoint(cfg.ckpt_path, output_dir)
     resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] if checkpoint else None
     loggers = build_loggers(cfg, output_dir, run_name, group, quiet=not interactive(cfg), resume_step=resume_step)
     wandb_logger = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
-    record = {"run_name": run_name, "params": run_params(cfg, model), "status": "running"}
+    record = {"run_name": run_name, "params": run_params(cfg, model, datamodule), "status": RUNNING}
     failed = True
     try:
-        trainer = build_trainer(cfg, output_dir, loggers, extra_callbacks=pruning, datamodule=datamodule)
+        trainer = build_trainer(cfg, output_dir, loggers, model, datamodule, extra_callbacks=reporting)
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(model, datamodule=datamodule, verbose=False)
-        metrics = {**{f"test/{k}": v for k, v in model.test_results.items()}, **val,
+        metrics = {**test_metrics(trainer, model), **val,
                    "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3)}
-        record.update(status="completed", metrics=metrics)
-        atomic_write_json(output_dir / "metrics.json", record)
+        record.update(status=COMPLETED, metrics=metrics)
+        atomic_write_json(output_dir / METRICS_FILE, record)
         if wandb_logger is not None:
-            wandb_logger.experiment.summary.update(metrics | {"beta_eff": model.beta_eff})
-        log.info("%s: test −ELBO %.2f, NLL(k=%d) %.2f, rate %.2f, distortion %.2f, active units %d (%.1f s)",
-                 run_name, metrics["test/neg_elbo"], model.iwae_samples, metrics["test/nll_iwae"],
-                 metrics["test/rate"], metrics["test/distortion"], metrics["test/active_units"],
-                 metrics["wall_time_s"])
+            wandb_logger.experiment.summary.update(metrics | {"beta_eff": record["params"]["beta_eff"]})
+        log.info(summary_line(run_name, metrics))
         where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
         if where:
             log.info(where)
@@ -184,10 +174,10 @@ def train(cfg: DictConfig) -> dict:
         return metrics
     except BaseException as exc:
         # Recorded, not dropped: a report or sweeper reading this folder sees why the run failed.
-        # Pruned by the Optuna sweeper's pruner: stopped on purpose, not a failure.
-        pruned = type(exc).__name__ == "TrialPruned" and type(exc).__module__.startswith("optuna")
-        record.update(status="pruned" if pruned else "failed", error=f"{type(exc).__name__}: {exc}".strip())
-        atomic_write_json(output_dir / "metrics.json", record)
+        # Pruned by a sweeper's pruner: stopped on purpose, not a failure.
+        pruned = is_pruned(exc)
+        record.update(status=PRUNED if pruned else FAILED, error=f"{type(exc).__name__}: {exc}".strip())
+        atomic_write_json(output_dir / METRICS_FILE, record)
         failed = not pruned          # a pruned run's W&B run ends normally, its history kept
         raise
     finally:

@@ -13,7 +13,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from sweeper.workers import WorkerWarmUp, limit_workers
-from vae.preflight import check_networks, check_values
+from vae.preflight import check_components, check_values
 from sweeper.warm_up import worker_preparation
 
 
@@ -30,13 +30,13 @@ class CheckedBasicSweeper(BasicSweeper):
         configs = [loader.load_sweep_config(self.config, job) for job in jobs]
         for cfg in configs:
             check_values(cfg)
-        # The usual mistakes are caught by now; the workers import while the networks are built
-        # here (the first build imports torch).
+        # The usual mistakes are caught by now; the workers import while the datamodules and
+        # models are built here (the first build imports torch and Lightning).
         limit_workers(self.launcher, jobs=len(jobs))
         warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs), **worker_preparation(configs[0]))
         try:
             for cfg in configs:
-                check_networks(cfg)
+                check_components(cfg)
         except BaseException:
             warm_up.cancel()
             raise

@@ -18,6 +18,7 @@ Loss conventions (``loss.reduction``):
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import lightning as L
 import torch
@@ -25,32 +26,46 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 from torch.nn import functional as F
 
+from vae.data.base import DatasetInfo
 from vae.errors import DivergedError
+from vae.speed.batch_groups import TakesBatchGroups
 
 REDUCTIONS = ("sum", "mean")
 IWAE_CHUNK_ELEMENTS = 2 ** 22  # floats per chunk of the IWAE estimate (see iwae_nll)
 
 
-class BetaVAE(L.LightningModule):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_size: int, beta: float = 1.0,
-                 reduction: str = "sum", lr: float = 1e-3, iwae_samples: int = 16,
-                 image_shape: tuple[int, ...] = (1, 28, 28), gradient_clip_val: float | None = None,
-                 nll_images: int | None = None):
+class BetaVAE(TakesBatchGroups, L.LightningModule):
+    """Built from ``conf/model/mlp.yaml`` (or conv.yaml): ``encoder``/``decoder`` are partial
+    network constructors that this class completes with the data's image shape and the latent
+    size; ``optimizer`` a partial optimiser; ``data`` is the dataset's DatasetInfo, given by train()."""
+
+    def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module],
+                 data: DatasetInfo, latent_size: int, beta: float = 1.0, reduction: str = "sum",
+                 optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+                 iwae_samples: int = 16, nll_images: int | None = None,
+                 gradient_clip_val: float | None = None):
         super().__init__()
-        # One optimiser step per batch, written out (manual optimisation): Lightning's automatic
-        # loop adds ~1.5 ms of bookkeeping per step, half this model's step (benchmarks/speed.py).
-        self.automatic_optimization = False
+        # Manual optimisation (TakesBatchGroups): one optimiser step per batch, written out;
+        # Lightning's automatic loop adds ~1.5 ms of bookkeeping per step, half this model's step.
         self.gradient_clip_val = gradient_clip_val
         # Networks are rebuilt from the config on resume; only scalars go in the checkpoint's hparams.
-        self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)  # the full config is logged instead
-        self.encoder, self.decoder = encoder, decoder
-        self.latent_size, self.beta, self.reduction, self.lr = latent_size, beta, reduction, lr
+        self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "data"], logger=False)
+        shapes = {"image_shape": data.image_shape, "latent_size": latent_size}
+        self.encoder, self.decoder = encoder(**shapes), decoder(**shapes)
+        self.data_info = data
+        self.latent_size, self.beta, self.reduction = latent_size, beta, reduction
+        self.optimizer_factory = optimizer
         self.iwae_samples = iwae_samples
         self.nll_images = nll_images  # the IWAE NLL costs k decoder passes per image: a subset by default
-        self.num_pixels = math.prod(image_shape)
+        self.num_pixels = data.num_pixels
         self.register_buffer("prior_loc", torch.zeros(latent_size))
         self.register_buffer("prior_scale", torch.ones(latent_size))
         self.test_results: dict = {}
+
+    @property
+    def lr(self) -> float | None:
+        """The optimiser's learning rate, for messages (a partial optimiser holds it)."""
+        return getattr(self.optimizer_factory, "keywords", {}).get("lr")
 
     # --- the model -----------------------------------------------------------------------
     @property
@@ -84,21 +99,9 @@ class BetaVAE(L.LightningModule):
             return distortion.mean() / self.num_pixels + self.beta * rate.mean() / self.latent_size
         return (distortion + self.beta * rate).mean()
 
-    # --- training ------------------------------------------------------------------------
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """One optimiser step per batch of the fetch (data.batches_per_fetch batches at once)."""
+    # --- training: one optimiser step per batch (TakesBatchGroups hands them out) ---------
+    def train_on_batch(self, batch, step: int, log: bool) -> torch.Tensor:
         x, _ = batch
-        datamodule = self.trainer.datamodule
-        batch_size = getattr(datamodule, "batch_size", len(x))
-        log_every = self.trainer.log_every_n_steps * getattr(datamodule, "batches_per_fetch", 1)
-        for xb in x.split(batch_size):
-            if 0 < self.trainer.max_steps <= self.global_step:
-                break  # the last fetch of a run may hold more batches than steps remain
-            loss = self.optimizer_step_on(xb, log_every)
-        return loss
-
-    def optimizer_step_on(self, x: torch.Tensor, log_every: int) -> torch.Tensor:
-        step = self.global_step
         t = self.terms(x)
         loss = self.loss(t["distortion"], t["rate"])
         if not torch.isfinite(loss):
@@ -111,7 +114,7 @@ class BetaVAE(L.LightningModule):
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
-        if (step + 1) % log_every == 0:
+        if log:
             self.log_training_metrics(step, {"train/loss": loss, "train/distortion": t["distortion"].mean(),
                                              "train/rate": t["rate"].mean()})
         return loss
@@ -131,7 +134,7 @@ class BetaVAE(L.LightningModule):
             logger.save()
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return self.optimizer_factory(self.parameters())
 
     # --- validation: the same terms, plus −ELBO (β=1), comparable across β ----------------
     # Sums are kept per batch and logged once per validation: a self.log per batch costs more
