@@ -241,6 +241,26 @@ class InMemoryImageDataModule(L.LightningDataModule):
             return images
         return images.float() if self.info.pixels == "binary" else images.float().div_(255.0)
 
+    # --- known factors: what disentanglement metrics need (vae/metrics/) ----------------------
+    # A dataset that declares info.factors implements images_from_factors; split(name).factors
+    # holds the factor classes of each image of that split.
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return self.info.factor_names
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        return self.info.factor_sizes
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, F) factor classes, each factor uniform and independent (the factor grid's law)."""
+        return np.stack([rng.integers(0, size, n) for size in self.factor_sizes], axis=1)
+
+    def images_from_factors(self, factors: np.ndarray) -> torch.Tensor:
+        """(n, C, H, W) float images in [0, 1] showing the given factor classes (no binarisation:
+        binary datasets are binary already)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no generative factors")
+
     # --- batches -----------------------------------------------------------------------------
     def _targets(self, split: Split) -> torch.Tensor:
         return split.labels if split.labels is not None else torch.arange(len(split))
