@@ -159,7 +159,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
              *(run.metric(m) for m in METRICS), row[-1]] for run, row in zip(sweep.runs, rows)]
     logger = sweep.logger
     group = logger.get("group") or sweep.group
-    run = wandb.init(project=logger.get("project") or "beta-vae-mnist", entity=logger.get("entity"),
+    run = wandb.init(project=logger.get("project") or "beta-vae", entity=logger.get("entity"),
                      group=group, job_type="report", name=f"report {sweep.name}", dir=str(sweep.path),
                      mode=wandb_mode(logger.get("mode") or "auto"), reinit="finish_previous",
                      config=redact({"sweep_dir": str(sweep.path), "sweep_kind": sweep.kind,

@@ -144,7 +144,7 @@ def test_wandb_report_run_holds_the_table_and_the_images(sweep):
     run = next(r["run"] for r in records if r.get("type") == "run")
     assert run["job_type"] == "report"
     assert run["run_group"] == sweep_dir.name                   # the group of the sweep's own runs
-    assert run["project"] == "beta-vae-mnist"
+    assert run["project"] == "beta-vae"
     summary = json.loads(subprocess.run([WANDB, "leet", "inspect", "--summary", "--json", str(run_dir)],
                                         capture_output=True, text=True, check=True).stdout)
     assert summary["state"] == "finished"

@@ -1,4 +1,4 @@
-"""β-VAE experiments on MNIST: model, data, training and logging."""
+"""β-VAE experiments: data, models, training, figures and metrics (the library; it never imports the sweeper or the report)."""
 
 import logging
 import warnings
