@@ -48,6 +48,9 @@ class ImageLogger(L.Callback):
         if model.latent_size >= 2:
             grids["traversal_grid"] = figures.traversal_grid(model, self.traversal_steps, self.traversal_span)
         info = datamodule.info
+        results = getattr(model, "test_results", {})
+        if final and results.get("mutual_info"):   # vae/metrics/callback.py, on data with factors
+            grids["mutual_info"] = figures.mutual_info_matrix(results["mutual_info"], results["factor_names"])
         if final and model.latent_size == 2 and split.labels is not None and info.label_name:
             grids["latent_scatter"] = figures.latent_scatter(model, datamodule.as_float(split.images), split.labels,
                                                              info.label_name, info.num_classes)

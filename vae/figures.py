@@ -54,6 +54,39 @@ def prior_samples(model: BetaVAE, n: int = 64, seed: int = 0) -> torch.Tensor:
     return to_uint8(make_grid(model.decode_mean(z), nrow=int(n ** 0.5), pad_value=1))
 
 
+def _figure_pixels(fig) -> torch.Tensor:
+    import matplotlib.pyplot as plt
+    from torchvision.io import decode_png
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return decode_png(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8))[:3]
+
+
+def mutual_info_matrix(normalized_mi: list[list[float]], factor_names: list[str]) -> torch.Tensor:
+    """Which latent dim tracks which factor: MI(z_i; v_j) / H(v_j), latents (rows) × factors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mi = torch.tensor(normalized_mi)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(factor_names), 1.0 + 0.35 * len(mi)), dpi=100)
+    shown = ax.imshow(mi, cmap="viridis", vmin=0, vmax=max(0.05, float(mi.max())), aspect="auto")
+    ax.set_xticks(range(len(factor_names)), factor_names, rotation=30, ha="right")
+    ax.set_yticks(range(len(mi)), [f"z[{i}]" for i in range(len(mi))])
+    for i in range(mi.shape[0]):
+        for j in range(mi.shape[1]):
+            if mi[i, j] >= 0.05:
+                ax.text(j, i, f"{mi[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if mi[i, j] > 0.6 * float(mi.max()) else "white")
+    fig.colorbar(shown, ax=ax, label="MI / H(factor)")
+    ax.set_title("mutual information, latents × factors", fontsize=10)
+    fig.tight_layout()
+    return _figure_pixels(fig)
+
+
 def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor, label_name: str = "label",
                    num_classes: int | None = None) -> torch.Tensor:
     """Posterior means of a 2-D latent space, coloured by label (a matplotlib figure as pixels)."""
@@ -61,7 +94,6 @@ def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor, l
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from torchvision.io import decode_png
 
     with torch.no_grad():
         locs = torch.cat([model.posterior(chunk.to(model.device)).loc.cpu() for chunk in images.split(2000)])
@@ -72,7 +104,4 @@ def latent_scatter(model: BetaVAE, images: torch.Tensor, labels: torch.Tensor, l
     fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 10 else None, label=label_name)
     ax.set(xlabel="z[0]", ylabel="z[1]", title="test set posterior means")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return decode_png(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8))[:3]
+    return _figure_pixels(fig)

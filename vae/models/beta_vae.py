@@ -178,6 +178,7 @@ class BetaVAE(TakesBatchGroups, L.LightningModule):
         return -(torch.logsumexp(log_w, dim=0) - math.log(k))
 
     def on_test_epoch_start(self) -> None:
+        self.test_results = {}
         self._test_sums: dict[str, torch.Tensor] = {}
         self._test_seen = 0
 
@@ -205,7 +206,8 @@ class BetaVAE(TakesBatchGroups, L.LightningModule):
                    "nll_iwae": s["nll"] / s["nll_n"], "active_units": (loc_var > 0.01).sum().float()}
         results["neg_elbo"] = results["distortion"] + results["rate"]
         self.log_dict({f"test/{k}": v for k, v in results.items()} | {"step": float(self.global_step)})
-        self.test_results = {k: float(v) for k, v in results.items()}
+        # update, not replace: callbacks (vae/metrics/callback.py) add their results in the same hook
+        self.test_results.update({k: float(v) for k, v in results.items()})
         self.test_results["kl_per_dim"] = [float(v) for v in kl_per_dim]
 
     # --- sums over an evaluation ---------------------------------------------------------
