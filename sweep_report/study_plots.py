@@ -156,9 +156,17 @@ def parallel_coordinates(view: StudyView) -> bytes | None:
     norm = None
     if done:
         first = [t.values[0] for t in done]
-        norm = (matplotlib.colors.LogNorm if _log_worthy(first) else matplotlib.colors.Normalize)(min(first), max(first))
+        minimise = view.directions[0] == "minimize"
+        low, high = min(first), max(first)
+        # One diverged trial would paint all the others one colour: the colour scale spans the best
+        # 90 % of the trials, the worst take its end colour (the colour bar's arrow).
+        clipped = len(first) >= 5
+        if clipped:
+            cut = float(np.quantile(first, 0.9 if minimise else 0.1))
+            low, high = (low, cut) if minimise else (cut, high)
+        norm = (matplotlib.colors.LogNorm if _log_worthy(first) else matplotlib.colors.Normalize)(low, high, clip=True)
         # colour: bright = better, whatever the direction
-        shade = (lambda v: cmap(1 - norm(v))) if view.directions[0] == "minimize" else (lambda v: cmap(norm(v)))
+        shade = (lambda v: cmap(1 - norm(v))) if minimise else (lambda v: cmap(norm(v)))
         ordered = sorted(done, key=lambda t: t.values[0], reverse=view.directions[0] == "minimize")
         rest = [t for t in ordered if t not in best]
         ax.add_collection(LineCollection([points(t) for t in rest], colors=[shade(t.values[0]) for t in rest],
@@ -174,6 +182,7 @@ def parallel_coordinates(view: StudyView) -> bytes | None:
                         va="center", arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5))
         fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap if view.directions[0] == "maximize"
                                                   else cmap.reversed()), ax=ax, pad=0.02, fraction=0.04,
+                     extend=("max" if minimise else "min") if clipped else "neither",
                      label=f"{view.objectives[0]} ({_better(view, 0)} is better)")
     for x, axis in enumerate(axes_):
         ax.axvline(x, color="0.3", lw=0.8, zorder=0)
