@@ -288,6 +288,7 @@ def history(view: StudyView) -> bytes | None:
                                   label="pruned: × where it stopped"))
         ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
         ax.set(xlabel="step", ylabel="reported value")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title("Values reported while the trials ran", fontsize=10)
         ax.grid(alpha=0.2)
     fig.suptitle(f"Optimisation history of study {view.name}")
