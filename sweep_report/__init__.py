@@ -2,7 +2,10 @@
 
 - ``runs``: reads the runs back from disk (``metrics.json``, CSV history, PNGs) or from a study.
 - ``plots``: the figures (rate–distortion plane, heatmap, curves, mosaics).
-- ``html``: the self-contained page.
+- ``study``: an Optuna study's trials, best trials or Pareto front, and parameter importance
+  (Optuna's fANOVA and PED-ANOVA evaluators); ``study_plots``: its figures (history, importance,
+  parallel coordinates, Pareto front). Used only when the sweep is a study.
+- ``html``: the self-contained page (a study's has a sortable trial table).
 - ``report``: builds all of it, prints the table, logs the W&B report run (``python -m sweep_report``).
 - ``callback``: the Hydra callback that builds it when a multirun ends.
 

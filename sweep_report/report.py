@@ -1,12 +1,17 @@
 """Every run of a sweep side by side: a table, the rate–distortion plane, a β × latent heatmap,
 training curves and image mosaics, as ``report.html`` (self-contained) + PNGs + CSV in the sweep
-folder, and as one W&B run of job type ``report`` in the sweep's group.
+folder, and as one W&B run of job type ``report`` in the sweep's group. An Optuna study also gets
+its analytics (``study_plots``): importance, parallel coordinates, history, Pareto front, and a
+sortable trial table.
 
     python -m sweep_report outputs/multiruns/2026-11-24_00-21-20
     python -m sweep_report --storage sqlite:///outputs/optuna.db --study beta-vae [--out DIR]
     python -m sweep_report DIR --metric test/neg_elbo --no-wandb
 
 A multirun builds this itself when it ends (``sweep_report.callback``; off: ``report.enabled=false``).
+
+Over 300 lines: the captions of every figure, the table, the CSV, the W&B run and the two page
+layouts (a grid's, a study's) stay together, so one place says what a report holds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep_report.runs import METRICS, Sweep, collect_multirun, collect_study
+from vae.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,25 @@ FIGURES = {  # file stem -> (heading, caption)
     "kl_per_dim": ("KL per latent dimension", "Each completed run's test KL per latent dim, largest first: "
                    "dims near 0 carry no information (collapsed to the prior); the rest are its active units."),
     "curves": ("Training curves", "Total loss, reconstruction and KL of every run against the training step."),
+}
+
+STUDY_FIGURES = {  # an Optuna study's figures (study_plots), shown before the runs' own
+    "study_history": ("Optimisation history",
+                      "Each completed trial's objective by trial number, with the best value so far. Pruned "
+                      "trials (×) sit at the last value they reported, failed ones are ticks on the bottom edge. "
+                      "Right: the values each trial reported while it ran, pruned ones ending in ×."),
+    "study_importance": ("Parameter importance",
+                         "How much of each objective's variation each searched param explains, by Optuna's "
+                         "evaluators over the completed trials (fANOVA: a random forest's variance "
+                         "decomposition; PED-ANOVA: how much the best trials' params differ from all). "
+                         "Normalised to sum 1 per evaluator."),
+    "study_parallel": ("Parallel coordinates",
+                       "One line per trial across the searched params and the objective(s), coloured by the "
+                       "first objective; the best trials (or the Pareto front) are thick and numbered. Pruned "
+                       "trials are dashed and end at their last reported value, failed ones dotted."),
+    "study_pareto": ("Pareto front over the objectives",
+                     "Every completed trial on the plane of the first two objectives (colour: trial number); "
+                     "circled and numbered: the Pareto front, trials no other trial beats on every objective."),
 }
 
 
@@ -136,8 +161,10 @@ def wandb_skip_reason(sweep: Sweep) -> str | None:
     return None
 
 
-def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
-    """One W&B run (job type ``report``) in the sweep's group, holding the runs table and the figures.
+def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str,
+                 trials: tuple[list[str], list[list[Any]]] | None = None, importances: list | None = None) -> Path:
+    """One W&B run (job type ``report``) in the sweep's group, holding the runs table and the figures;
+    for a study also the trial table (``trials``, with each trial's state) and the importances.
     Offline without an API key, like the runs; saved under the sweep folder."""
     import wandb
 
@@ -166,8 +193,12 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str) -> Path:
                                     "overrides": sweep.overrides, "metric": metric, "runs": len(sweep.runs)}),
                      settings=wandb.Settings(silent=True))
     try:
-        run.log({"runs": wandb.Table(columns=headers, data=redact(data)),
-                 **{f"report/{name}": image(png) for name, png in figures.items()}})
+        tables = {"runs": wandb.Table(columns=headers, data=redact(data))}
+        if trials is not None:
+            tables["trials"] = wandb.Table(columns=trials[0], data=redact(trials[1]))
+        run.log({**tables, **{f"report/{name}": image(png) for name, png in figures.items()}})
+        for found in importances or []:
+            run.summary.update({f"importance/{found.objective}/{found.evaluator}": found.values})
         run.summary.update({f"runs_{state}": sweep.count(state) for state in
                             ("completed", "failed", "pruned", "running", "missing")})
         best = best_run(sweep.runs, metric)
@@ -188,28 +219,50 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
 
     started = time.perf_counter()
     out = sweep.path / REPORT_DIR
-    figures, figure_notes = plots.all_figures(sweep.runs, metric)
+    view, study_figures, found, study_notes, trials = sweep.study, {}, [], [], None
+    if view is not None:
+        from sweep_report import study as study_module, study_plots
+
+        study_figures, found, study_notes = study_plots.study_figures(view)
+        trials = study_module.trial_table(view, sweep.runs)
+    if view is not None and sweep.runs and not any(r.metrics for r in sweep.runs):
+        figures, figure_notes = {}, ["no trial wrote a metrics.json (not runs of train.py): no rate–distortion "
+                                     "plane, heatmap or mosaics, only the study's figures"]
+    else:
+        figures, figure_notes = plots.all_figures(sweep.runs, metric)
+    figures = {**study_figures, **figures}
+    captions = {**STUDY_FIGURES, **FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1])}
     paths = {}
     for name, png in figures.items():
         paths[name] = out / f"{name}.png"
         atomic_write_bytes(paths[name], png)
-    for name in FIGURES.keys() - figures.keys():  # a figure this sweep can't have: drop an older one
+    for name in captions.keys() - figures.keys():  # a figure this sweep can't have: drop an older one
         (out / f"{name}.png").unlink(missing_ok=True)
     csv_path = out / "runs.csv"
     atomic_write_text(csv_path, csv_text(sweep))
-    notes = missing_notes(sweep) + figure_notes
+    if view is None:
+        notes = missing_notes(sweep) + figure_notes
+    else:   # one line per trial would bury the page at 200 trials; the table's note column has them
+        ended = {s: sweep.count(s) for s in ("failed", "pruned", "missing", "running") if sweep.count(s)}
+        notes = ([", ".join(f"{n} {s}" for s, n in ended.items()) + " trials: why is in the table's note column"]
+                 if ended else []) + sweep.notes + figure_notes + study_notes
 
-    headers, rows = display_rows(sweep)
-    if not error_column_needed(rows):
-        headers, rows = headers[:-1], [row[:-1] for row in rows]
-    table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
-    captions = {**FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1])}
-    shown = [(captions[name][0], captions[name][1], figures[name]) for name in FIGURES if name in figures]
     meta = [f"{sweep.kind} {sweep.path}", sweep.summary()]
     if sweep.overrides:
         meta.append("swept: " + " ".join(sweep.overrides))
+    if view is None:
+        headers, rows = display_rows(sweep)
+        if not error_column_needed(rows):
+            headers, rows = headers[:-1], [row[:-1] for row in rows]
+        table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
+        shown = [(captions[name][0], captions[name][1], figures[name]) for name in FIGURES if name in figures]
+        page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown)
+    else:
+        meta.append(f"Optuna study {view.name} in {view.storage}: " + ", ".join(
+            f"{d} {o}" for d, o in zip(view.directions, view.objectives)) + f"; searched: {', '.join(view.params)}")
+        page = study_page(sweep, view, trials, figures, captions, meta, notes)
     html_path = sweep.path / "report.html"
-    atomic_write_text(html_path, html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown))
+    atomic_write_text(html_path, page)
 
     report = Report(html=html_path, csv=csv_path, figures=paths, notes=notes)
     skip = None if use_wandb else "--no-wandb: no W&B report run"
@@ -218,11 +271,30 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         log.info(skip)
         report.notes.append(skip)
     else:
-        report.wandb_run_dir = log_to_wandb(sweep, figures, metric)
+        report.wandb_run_dir = log_to_wandb(sweep, figures, metric, trials=trials and trials[:2], importances=found)
     if print_to is not False:
         print_table(sweep, file=print_to)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def study_page(sweep: Sweep, view, trials, figures: dict[str, bytes], captions: dict, meta: list[str],
+               notes: list[str]) -> str:
+    """A study's page: the sortable trial table, the study's figures, then the runs' own; the
+    study's Pareto front and the rate–distortion plane link to each other."""
+    from sweep_report import html
+
+    headers, rows, states = trials
+    front = [f"{state} front" if "front" in row else state for row, state in zip(rows, states)]
+    table_html = html.table(headers, [[fmt(v) for v in row] for row in rows], front,
+                            text_columns=("state", "note"), sortable=True)
+    links = {"study_pareto": [("rate_distortion", "the same trials' test rate and distortion")],
+             "rate_distortion": [("study_pareto", "the study's own Pareto front over its objectives")]}
+    shown = [html.Figure(*captions[name], figures[name], anchor=name,
+                         see_also=[link for link in links.get(name, []) if link[0] in figures])
+             for name in [*STUDY_FIGURES, *FIGURES] if name in figures]
+    return html.page(f"Study report: {view.name}", meta, notes, table_html, shown,
+                     table_heading=f"Trials ({len(rows)}; click a column to sort)", study=True)
 
 
 def describe(report: Report) -> list[str]:
@@ -248,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep = collect_study(args.storage, args.study, args.out) if args.storage else collect_multirun(args.path)
         report = make_report(sweep, metric=args.metric, use_wandb=not args.no_wandb)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for note in report.notes:

@@ -101,6 +101,7 @@ class Sweep:
     logger: dict[str, Any] = field(default_factory=dict)  # the runs' logger config (kind, project...)
     notes: list[str] = field(default_factory=list)        # what could not be read, and why
     group: str | None = None                    # the W&B group of its runs; default: the folder's name
+    study: Any = None                           # a sweep_report.study.StudyView when it is an Optuna study
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
@@ -242,6 +243,10 @@ def collect_multirun(sweep_dir: str | Path) -> Sweep:
     sweep = Sweep(path=sweep_dir, kind="multirun", runs=runs, name=sweep_dir.name,
                   overrides=[str(o) for o in _select(multirun or {}, "hydra.overrides.task") or []],
                   logger=_logger_config(multirun, runs), notes=notes, group=_study_name(runs))
+    if "optuna" in str(_select(multirun or {}, "hydra.sweeper._target_") or "").lower():
+        from sweep_report.study import study_of_multirun
+
+        sweep.study = study_of_multirun(sweep_dir, runs, sweep.notes)
     label_runs(sweep.runs)
     return sweep
 
@@ -282,12 +287,11 @@ OPTUNA_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", 
 def collect_study(storage: str, study_name: str, out_dir: str | Path | None = None) -> Sweep:
     """An Optuna study's trials. The sweeper stores each trial's job folder (user attr ``output_dir``)
     and ``overrides``; the trial's own state wins over the folder's (a pruned trial stays pruned)."""
-    import optuna
+    from sweep_report.study import load_view
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    view = load_view(storage, study_name)
     runs, notes = [], []
-    for trial in study.trials:
+    for trial in view.trials:
         state = OPTUNA_STATES.get(trial.state.name, "missing")
         output_dir = trial.user_attrs.get(ATTR_OUTPUT_DIR)
         overrides = [str(o) for o in trial.user_attrs.get("overrides") or
@@ -305,6 +309,12 @@ def collect_study(storage: str, study_name: str, out_dir: str | Path | None = No
         run.params = {name: typed[key] for name, key in PARAM_KEYS.items() if key in typed} | run.params
         if state == "missing":
             run.error = run.error or "waiting: not started"
+        elif state in ("failed", "pruned"):
+            # The sweeper's reason beats the folder's guess ("no metrics.json") for a trial it ended.
+            stopped = max(trial.intermediate_values) if trial.intermediate_values else None
+            wrote = run.output_dir is not None and (run.output_dir / "metrics.json").is_file()
+            run.error = trial.user_attrs.get("fail_reason") or (
+                run.error if wrote or stopped is None else f"pruned at step {stopped}")
         runs.append(run)
     folders = [r.output_dir.parent for r in runs if r.output_dir is not None]
     if out_dir is None:
@@ -314,7 +324,7 @@ def collect_study(storage: str, study_name: str, out_dir: str | Path | None = No
         out_dir = folders[0]
     out_dir = Path(out_dir).resolve()
     sweep = Sweep(path=out_dir, kind="optuna", runs=runs, name=out_dir.name, overrides=[],
-                  logger=_logger_config(None, runs), notes=notes, group=study_name)
+                  logger=_logger_config(None, runs), notes=notes, group=study_name, study=view)
     label_runs(sweep.runs)
     return sweep
 

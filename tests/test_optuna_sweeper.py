@@ -387,6 +387,11 @@ def test_optuna_nll_preset_completes_tpe_trials_with_wandb_group(tmp_path):
         config = wandb_run["config"]["update"]
         assert config["optuna"]["trial_number"] == t.number            # trial number and params
         assert config["latent_size"] == t.params["latent_size"]
+    # the report the sweep built at its end found the study: its figures and its trial table
+    report_run = next((tmp_path / "sweep" / "wandb").glob("offline-run-*"))
+    summary = json.loads(subprocess.run([str(Path(PY).parent / "wandb"), "leet", "inspect", "--summary", "--json",
+                                         str(report_run)], capture_output=True, text=True, env=ENV).stdout)["summary"]
+    assert summary["trials"]["nrows"] == 3 and summary["report/study_history"]["_type"] == "image-file"
 
 
 @pytest.mark.slow
@@ -404,6 +409,11 @@ def test_rate_distortion_preset_writes_a_pareto_front(tmp_path):
         for b in front:   # no solution dominates another
             assert not (all(x <= y for x, y in zip(a["values"], b["values"]))
                         and any(x < y for x, y in zip(a["values"], b["values"])))
+    # the report the sweep built at its end: the study's Pareto front and the R–D plane link each other
+    html = (tmp_path / "sweep" / "report.html").read_text()
+    assert 'id="study_pareto"' in html and 'id="rate_distortion"' in html
+    assert '<a href="#rate_distortion">' in html and '<a href="#study_pareto">' in html
+    assert html.count('<tr class="completed front">') == len(front)
 
 
 def test_worker_losing_the_race_for_the_last_trial_on_a_server_rdb_records_surplus(tmp_path):
