@@ -124,7 +124,8 @@ def test_metrics(trainer: L.Trainer, model: L.LightningModule) -> dict:
 def summary_line(run_name: str, metrics: dict) -> str:
     shown = [("−ELBO", "test/neg_elbo"), ("NLL", "test/nll_iwae"), ("rate", "test/rate"),
              ("distortion", "test/distortion"), ("active units", "test/active_units")]
-    parts = [f"{label} {metrics[key]:.2f}" for label, key in shown if isinstance(metrics.get(key), float)]
+    parts = [f"{label} {metrics[key]:.{0 if key == 'test/active_units' else 2}f}" for label, key in shown
+             if isinstance(metrics.get(key), float)]
     return f"{run_name}: test {', '.join(parts)} ({metrics['wall_time_s']:.1f} s)"
 
 
