@@ -319,10 +319,12 @@ def _read_png(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str = "test/nll_iwae") -> bytes:
+def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str = "test/nll_iwae",
+           score: str | None = None) -> bytes:
     """The runs' final figures laid out by β (rows) and latent size (columns). ``images`` are
     the names to try in order (a latent size of 1 has traversal rows but no 2-D grid). Where a
-    cell holds several runs, it shows the best by ``metric``."""
+    cell holds several runs, it shows the best by ``metric``. ``score``: a metric written under
+    each picture (e.g. test/mig on data with known factors)."""
     grid = make_grid(runs)
     # Cells take the pictures' shape (a traversal grid is square, reconstructions are 4:1).
     first = next((p for r in runs for name in images if (p := r.image(name)) is not None), None)
@@ -348,6 +350,8 @@ def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str =
                     caption.append(f"β={fmt_beta(run.beta)}")
                 if run.state != "completed":
                     caption.append(run.state)
+                elif score is not None and run.metric(score) is not None:
+                    caption.append(f"{score.split('/')[-1].upper()} {run.metric(score):.2f}")
             else:
                 why = ", ".join(sorted({r.state for r in here})) or "no run"
                 ax.set_facecolor("#f2f2f2")
@@ -365,16 +369,43 @@ def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str =
 
 
 def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dict[str, bytes], list[str]]:
-    """Every figure of the report by file stem, and notes on the figures that could not be drawn."""
+    """Every figure of the report by file stem, and notes on the figures that could not be drawn.
+    A sweep over several datasets gets each figure once per dataset (``<stem>@<dataset>``): nats
+    of different images are not comparable on one plane."""
     if metric not in METRICS and not metric.startswith(("test/", "val/")):
         raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
     if not runs:
         return {}, ["no runs yet: nothing to draw"]
+    datasets = sorted({str(r.params.get("data")) for r in runs})
+    if len(datasets) == 1:
+        return _figures_of(runs, metric)
+    figures, notes = {}, [f"the sweep spans {len(datasets)} datasets ({', '.join(datasets)}): each figure is "
+                          f"drawn once per dataset"]
+    for dataset in datasets:
+        theirs, their_notes = _figures_of([r for r in runs if str(r.params.get("data")) == dataset], metric)
+        figures.update({f"{name}@{dataset}": picture for name, picture in theirs.items()})
+        notes += [f"{dataset}: {note}" for note in their_notes]
+    return figures, notes
+
+
+def _figures_of(runs: Sequence[Run], metric: str) -> tuple[dict[str, bytes], list[str]]:
+    from sweep_report import disentanglement_plots
+
     figures: dict[str, bytes] = {"rate_distortion": rate_distortion(runs)}
     notes = []
+    factors = disentanglement_plots.has_scores(runs)
     figures["heatmap"] = heatmap(runs, metric)
+    if factors:
+        figures["disentanglement_vs_beta"] = disentanglement_plots.scores_vs_beta(runs)
+        figures["heatmap_mig"] = heatmap(runs, "test/mig")
+        best = disentanglement_plots.best_mutual_info(runs)
+        if best is not None:
+            figures["mutual_info_best"] = best[0]
+            notes.append(f"mutual information matrix: run {best[1].label or best[1].name} (best MIG, "
+                         f"{best[1].metric('test/mig'):.3f})")
     figures["mosaic_traversals"] = mosaic(runs, ["traversal_grid", "traversal_rows"],
-                                          "Latent traversals by β (rows) and latent size (columns)", metric)
+                                          "Latent traversals by β (rows) and latent size (columns)", metric,
+                                          score="test/mig" if factors else None)
     figures["mosaic_reconstructions"] = mosaic(runs, ["reconstructions"],
                                                "Reconstructions (top: input, bottom: output) by β and latent size",
                                                metric)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep_report.runs import METRICS, Sweep, collect_multirun, collect_study
+from sweep_report.runs import METRICS, Sweep, collect_multirun, collect_study, metric_columns
 from vae.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,14 @@ FIGURES = {  # file stem -> (heading, caption)
                         "form the Pareto front: no other run has both less rate and less distortion."),
     "heatmap": ("β × latent size", "The chosen metric per cell (mean if several runs share a cell); "
                 "hatched cells have no completed run and say why."),
+    "disentanglement_vs_beta": ("Disentanglement against β",
+                                "MIG, DCI disentanglement, FactorVAE and BetaVAE scores (1 = each factor in its own "
+                                "latent dim) of every completed run, one line per latent size; the runs' test phase "
+                                "computed them on fresh samples of the factor grid with a fixed seed."),
+    "heatmap_mig": ("MIG by β × latent size", "The mutual information gap per cell (mean if several runs share it)."),
+    "mutual_info_best": ("Which latent tracks which factor (best MIG run)",
+                         "Mutual information between each latent dim and each factor, divided by the factor's "
+                         "entropy: one bright cell per column and row is a disentangled code."),
     "mosaic_traversals": ("Latent traversals", "Each run's decoded traversal of latent dims 0 and 1 over "
                           "[−3, 3] (or one row per dim): where the digits stop changing along an axis, that latent dim collapsed."),
     "mosaic_reconstructions": ("Reconstructions", "Test inputs (top row of each cell) and their reconstructions."),
@@ -100,9 +108,10 @@ def table_columns(sweep: Sweep) -> list[str]:
 
 def display_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     params = table_columns(sweep)
-    headers = ["job", "run", "state", *("β" if p == "beta" else p for p in params), *METRICS.values(), "error"]
+    metrics = metric_columns(sweep.runs)
+    headers = ["job", "run", "state", *("β" if p == "beta" else p for p in params), *metrics.values(), "error"]
     rows = [[run.job, run.label, run.state, *(fmt(run.params.get(p)) for p in params),
-             *(fmt(run.metric(m)) for m in METRICS), (run.error or "") if run.state != "completed" else ""]
+             *(fmt(run.metric(m)) for m in metrics), (run.error or "") if run.state != "completed" else ""]
             for run in sweep.runs]
     return headers, rows
 
@@ -183,7 +192,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str,
     # home directory) while offline, so the figures are logged beside the table instead.
     headers, rows = display_rows(sweep)
     data = [[run.job, run.label, run.state, *(run.params.get(p) for p in table_columns(sweep)),
-             *(run.metric(m) for m in METRICS), row[-1]] for run, row in zip(sweep.runs, rows)]
+             *(run.metric(m) for m in metric_columns(sweep.runs)), row[-1]] for run, row in zip(sweep.runs, rows)]
     logger = sweep.logger
     group = logger.get("group") or sweep.group
     run = wandb.init(project=logger.get("project") or "beta-vae", entity=logger.get("entity"),
@@ -236,8 +245,9 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
     for name, png in figures.items():
         paths[name] = out / f"{name}.png"
         atomic_write_bytes(paths[name], png)
-    for name in captions.keys() - figures.keys():  # a figure this sweep can't have: drop an older one
-        (out / f"{name}.png").unlink(missing_ok=True)
+    for old in out.glob("*.png"):  # a figure this sweep can't have: drop an older one
+        if old.stem not in figures and old.stem.partition("@")[0] in captions:
+            old.unlink(missing_ok=True)
     csv_path = out / "runs.csv"
     atomic_write_text(csv_path, csv_text(sweep))
     if view is None:
@@ -255,7 +265,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         if not error_column_needed(rows):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
-        shown = [(captions[name][0], captions[name][1], figures[name]) for name in FIGURES if name in figures]
+        shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions[stem][1], figures[name])
+                 for stem, dataset, name in ordered_figures(figures, FIGURES)]
         page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown)
     else:
         meta.append(f"Optuna study {view.name} in {view.storage}: " + ", ".join(
@@ -276,6 +287,17 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         print_table(sweep, file=print_to)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def ordered_figures(figures: dict[str, bytes], order) -> list[tuple[str, str, str]]:
+    """(stem, dataset, name) in the page's order; ``name`` is ``stem`` or ``stem@dataset``."""
+    out = []
+    for stem in order:
+        for name in figures:
+            base, _, dataset = name.partition("@")
+            if base == stem:
+                out.append((stem, dataset, name))
+    return out
 
 
 def study_page(sweep: Sweep, view, trials, figures: dict[str, bytes], captions: dict, meta: list[str],

@@ -31,6 +31,23 @@ METRICS = {
     "steps": "steps",
     "wall_time_s": "time (s)",
 }
+# Disentanglement scores, shown only when some run has them (data with known factors).
+FACTOR_METRICS = {
+    "test/mig": "MIG",
+    "test/dci_disentanglement": "DCI",
+    "test/factor_vae": "FactorVAE",
+}
+
+
+def metric_columns(runs) -> dict[str, str]:
+    """The table's metrics for these runs: METRICS, with the disentanglement scores where they exist."""
+    extra = {k: v for k, v in FACTOR_METRICS.items() if any(r.metrics.get(k) is not None for r in runs)}
+    if not extra:
+        return METRICS
+    items = list(METRICS.items())
+    return dict(items[:5] + list(extra.items()) + items[5:])
+
+
 # Config keys behind each entry of metrics.json's "params" (vae/train.py::run_params).
 PARAM_KEYS = {
     "beta": "beta", "latent_size": "latent_size", "reduction": "loss.reduction",
@@ -142,9 +159,10 @@ def _select(config: dict, dotted: str) -> Any:
 def params_from_config(config: dict) -> dict[str, Any]:
     """The same params vae/train.py::run_params records, for a run that never wrote them."""
     params = {name: _select(config, key) for name, key in PARAM_KEYS.items()}
-    target = _select(config, "model.encoder._target_")
-    if isinstance(target, str):
-        params["model"] = target.rsplit(".", 1)[-1]
+    for name in ("model", "data"):   # the class, where a finished run records its config option's name
+        target = _select(config, f"{name}._target_")
+        if isinstance(target, str):
+            params[name] = target.rsplit(".", 1)[-1]
     return {k: v for k, v in params.items() if v is not None}
 
 
