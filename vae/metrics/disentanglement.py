@@ -1,11 +1,32 @@
 """Disentanglement metrics: MIG, DCI, FactorVAE score and BetaVAE score.
 
 Definitions, sample sizes and hyperparameters follow disentanglement_lib (Locatello et al. 2019,
-``evaluation/metrics/{mig,dci,factor_vae,beta_vae,utils}.py`` and the ``unsupervised_study_v1``
-metric configs); the code is our own. Codes are arrays (n, L) of posterior means, factors arrays (n, F)
-of integer classes. Where this module departs from the reference it says so where it does.
+``evaluation/metrics/{mig,dci,factor_vae,beta_vae,utils}.py`` and its ``unsupervised_study_v1`` metric
+configs); the code is our own. Codes are (n, L) arrays of posterior means, factors (n, F) arrays of
+integer classes. One file over ~300 lines: the four metrics share their sampling and are read side by
+side with the reference.
 
-TIMINGS
+Where this departs from the reference, and why:
+- Smaller default sizes (``MetricSizes``; ``MetricSizes.reference()`` restores the reference's), and DCI's
+  default ensemble is the same gradient boosting with 10 stages at learning rate 0.2 instead of 100 at 0.1.
+  On four synthetic codes (rotated, noisy, and two partly entangled versions of 5 factors; 5 or 10 dims)
+  the default's disentanglement and completeness on 2,000 codes were within 0.04 of the reference's on
+  10,000 (e.g. 0.263/0.270 against 0.227/0.233 for the tests' ``entangled`` codes).
+  Informativeness (test accuracy) grows with the sample (rotated factors: 0.66 against 0.93), so compare
+  it only between runs of the same sizes.
+- MIG and DCI share one sample of training codes (the reference draws one per metric).
+- Factors that do not vary (dSprites' colour) are left out of MIG and DCI and are never the fixed factor
+  of FactorVAE/BetaVAE (for dSprites the reference lists only the varying factors, by hand).
+- FactorVAE/BetaVAE encode the batches of many votes in one ``represent`` call (same numbers in law,
+  ~30x fewer calls); every estimator has a fixed seed, so the same seed gives the same numbers.
+
+Cost, measured on this project's 2-core CPU with one thread (the machine was shared with other jobs, so
+CPU time is given; wall time was 2-3x more), 5 factors of sizes (3, 6, 8, 8, 8), 10 latents:
+- default sizes: 81,800 images encoded; ``evaluate()`` took 3.3 s CPU with a stand-in encoder (64x64
+  images looked up from a table + an MLP 4096-100-100-20, 12 + 12 us an image), 1.1 s on codes alone
+  (no encoder), nearly all of that DCI: its default ensemble alone took 1.1 s.
+- reference sizes: 2.9 million images to encode (~70 s more with that encoder, extrapolated); 45 s CPU
+  on codes alone, nearly all of it DCI's 100-stage boosting on 10,000 codes (45.8 s alone).
 """
 
 from __future__ import annotations
@@ -15,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 
@@ -24,10 +45,15 @@ if TYPE_CHECKING:
 
 
 class GroundTruthData(Protocol):
-    """What the metrics need from a dataset with known generative factors."""
+    """What the metrics need from a dataset with known generative factors (attributes or properties)."""
 
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
+    @property
+    def factor_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def factor_sizes(self) -> tuple[int, ...]:
+        """How many classes each factor takes (1: a factor that never varies)."""
+        ...
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, F) integer classes, factor j in [0, factor_sizes[j]), drawn as the dataset draws them."""
@@ -42,9 +68,34 @@ class GroundTruthData(Protocol):
 Represent = Callable[[Any], np.ndarray]
 
 
+@dataclass(frozen=True)
+class MetricSizes:
+    """How many samples each metric draws. The defaults take a few seconds on a CPU (module docstring);
+    ``MetricSizes.reference()`` is disentanglement_lib's unsupervised study, for paper-grade numbers."""
+
+    num_train: int = 2_000            # MIG and DCI training codes (reference 10,000)
+    num_test: int = 1_000             # DCI test codes (reference 5,000)
+    dci_ensemble: str = "fast"        # "reference": 100-stage boosting
+    batch_size: int = 64              # FactorVAE / BetaVAE images per vote (as the reference)
+    factor_vae_train: int = 200       # votes (reference 10,000)
+    factor_vae_eval: int = 200        # votes (reference 5,000)
+    factor_vae_variance: int = 2_000  # images for the global variances (reference 10,000)
+    beta_vae_train: int = 200         # points (reference 10,000)
+    beta_vae_eval: int = 200          # points (reference 5,000)
+    num_bins: int = 20                # MIG's histogram bins (as the reference)
+
+    @classmethod
+    def reference(cls) -> MetricSizes:
+        return cls(num_train=10_000, num_test=5_000, dci_ensemble="reference", factor_vae_train=10_000,
+                   factor_vae_eval=5_000, factor_vae_variance=10_000, beta_vae_train=10_000, beta_vae_eval=5_000)
+
+
+DEFAULT = MetricSizes()
+
+
 # ---------------------------------------------------------------- metrics on fixed codes
 
-def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
+def histogram_discretize(codes: np.ndarray, num_bins: int = DEFAULT.num_bins) -> np.ndarray:
     """Each code dim into ``num_bins`` equal-width bins over its own range (labels 1..num_bins)."""
     codes = np.asarray(codes, dtype=np.float64)
     out = np.empty(codes.shape, dtype=np.int64)
@@ -54,7 +105,7 @@ def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
     return out
 
 
-def mutual_info_matrix(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> np.ndarray:
+def mutual_info_matrix(codes: np.ndarray, factors: np.ndarray, num_bins: int = DEFAULT.num_bins) -> np.ndarray:
     """(L, F) mutual information in nats between each discretised code dim and each factor."""
     binned = histogram_discretize(codes, num_bins)
     factors = np.asarray(factors)
@@ -80,7 +131,7 @@ def mig_from_mutual_info(mutual_info: np.ndarray, entropy: np.ndarray) -> float:
     return float(np.mean((top[0] - top[1])[varying] / entropy[varying]))
 
 
-def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> float:
+def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = DEFAULT.num_bins) -> float:
     """Mutual information gap (Chen et al. 2018) of histogram-discretised codes."""
     return mig_from_mutual_info(mutual_info_matrix(codes, factors, num_bins), factor_entropy(factors))
 
@@ -108,17 +159,13 @@ def disentanglement_completeness(importance: np.ndarray) -> tuple[float, float]:
     return float(np.sum(d * code_share)), float(np.sum(c * factor_share))
 
 
-def _dci_classifier(ensemble: str, random_state: int):
+def _dci_classifier(ensemble: str, random_state: int) -> GradientBoostingClassifier:
     if ensemble == "reference":  # disentanglement_lib: GradientBoostingClassifier() with sklearn's defaults
         return GradientBoostingClassifier(random_state=random_state)
     if ensemble == "fast":
-        return FAST_DCI_ENSEMBLE(random_state)
+        # The same boosted trees, 10 stages at twice the learning rate instead of 100 (docstring: cost, agreement).
+        return GradientBoostingClassifier(n_estimators=10, learning_rate=0.2, random_state=random_state)
     raise ValueError(f"ensemble={ensemble!r} is not one of: fast, reference")
-
-
-# A best-split tree ensemble ~20x cheaper than the reference's 100-stage boosting (times in the docstring).
-def FAST_DCI_ENSEMBLE(random_state: int):
-    return RandomForestClassifier(n_estimators=10, max_features=None, max_depth=8, random_state=random_state)
 
 
 def dci(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray, test_factors: np.ndarray,
@@ -146,12 +193,14 @@ def dci(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarr
 
 # ---------------------------------------------------------------- metrics that sample the dataset
 
-def encode_factors(data: GroundTruthData, represent: Represent, factors: np.ndarray,
-                   chunk: int = 2048) -> np.ndarray:
-    """Codes (n, L) of the images that ``factors`` (n, F) generate, ``chunk`` images at a time."""
+IMAGES_PER_CALL = 2048  # images per represent() call: groups of votes share a call instead of one call each
+
+
+def encode_factors(data: GroundTruthData, represent: Represent, factors: np.ndarray) -> np.ndarray:
+    """Codes (n, L) of the images that ``factors`` (n, F) generate, ``IMAGES_PER_CALL`` at a time."""
     parts = []
-    for start in range(0, len(factors), chunk):
-        rows = factors[start:start + chunk]
+    for start in range(0, len(factors), IMAGES_PER_CALL):
+        rows = factors[start:start + IMAGES_PER_CALL]
         codes = np.asarray(represent(data.images_from_factors(rows)), dtype=np.float64)
         if codes.ndim != 2 or len(codes) != len(rows):
             raise ValueError(f"represent() must return an array (n, L); got shape {codes.shape} for n={len(rows)}")
@@ -160,7 +209,7 @@ def encode_factors(data: GroundTruthData, represent: Represent, factors: np.ndar
 
 
 def _sample(data: GroundTruthData, n: int, rng: np.random.Generator) -> np.ndarray:
-    factors = np.asarray(data.sample_factors(n, rng))
+    factors = np.array(data.sample_factors(n, rng), dtype=np.int64)  # a copy: rows get overwritten
     if factors.shape != (n, len(data.factor_sizes)):
         raise ValueError(f"sample_factors({n}) must return shape {(n, len(data.factor_sizes))}; got {factors.shape}")
     return factors
@@ -178,9 +227,9 @@ def _grouped_codes(data: GroundTruthData, represent: Represent, factors: np.ndar
     return codes.reshape(*factors.shape[:-1], codes.shape[-1])
 
 
-def _chunks(total: int, batch_size: int, images_per_chunk: int = 4096):
-    """Groups per representation call: a few thousand images at once, in place of one call per group."""
-    step = max(1, images_per_chunk // batch_size)
+def _chunks(total: int, images_per_group: int):
+    """Split ``total`` groups (votes, points) into runs of about IMAGES_PER_CALL images."""
+    step = max(1, IMAGES_PER_CALL // images_per_group)
     for start in range(0, total, step):
         yield min(step, total - start)
 
@@ -199,8 +248,9 @@ def _factor_vae_votes(data, represent, rng, batch_size, num_points, global_varia
     return votes
 
 
-def factor_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator, batch_size: int = 64,
-                     num_train: int = 10_000, num_eval: int = 5_000, num_variance_estimate: int = 10_000,
+def factor_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator,
+                     batch_size: int = DEFAULT.batch_size, num_train: int = DEFAULT.factor_vae_train,
+                     num_eval: int = DEFAULT.factor_vae_eval, num_variance_estimate: int = DEFAULT.factor_vae_variance,
                      prune_threshold: float = 0.05) -> float:
     """FactorVAE score (Kim & Mnih 2018): eval accuracy of a majority-vote classifier from the code dim of
     least normalised variance (in a batch with one factor fixed) to that factor.
@@ -233,39 +283,20 @@ def _beta_vae_points(data, represent, rng, batch_size, num_points) -> tuple[np.n
     return np.concatenate(features), np.concatenate(labels)
 
 
-def beta_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator, batch_size: int = 64,
-                   num_train: int = 10_000, num_eval: int = 5_000) -> float:
+def beta_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator,
+                   batch_size: int = DEFAULT.batch_size, num_train: int = DEFAULT.beta_vae_train,
+                   num_eval: int = DEFAULT.beta_vae_eval) -> float:
     """BetaVAE score (Higgins et al. 2017): eval accuracy of a linear classifier (sklearn's logistic
     regression, as the reference's ``beta_vae_sklearn``) telling which factor a batch of pairs shares."""
     x_train, y_train = _beta_vae_points(data, represent, rng, batch_size, num_train)
-    # The reference's defaults (C=1, lbfgs), with room to converge (its max_iter=100 stops early on raw codes).
+    # The reference's defaults (C=1, lbfgs). A higher max_iter changes nothing where 100 iterations converge
+    # (all the tests' codes: 13-71); elsewhere it fits the same model to the end instead of stopping early.
     model = LogisticRegression(max_iter=2000, random_state=0).fit(x_train, y_train)
     x_eval, y_eval = _beta_vae_points(data, represent, rng, batch_size, num_eval)
     return float(model.score(x_eval, y_eval))
 
 
 # ---------------------------------------------------------------- one entry point
-
-@dataclass(frozen=True)
-class MetricSizes:
-    """How many samples each metric draws. The defaults fit a few seconds on a CPU;
-    ``MetricSizes.reference()`` is disentanglement_lib's unsupervised study."""
-
-    num_train: int = 10_000        # MIG and DCI training codes
-    num_test: int = 5_000          # DCI test codes
-    batch_size: int = 64           # FactorVAE / BetaVAE images per vote
-    factor_vae_train: int = 10_000
-    factor_vae_eval: int = 5_000
-    factor_vae_variance: int = 10_000
-    beta_vae_train: int = 10_000
-    beta_vae_eval: int = 5_000
-    dci_ensemble: str = "fast"
-    num_bins: int = 20
-
-    @classmethod
-    def reference(cls) -> MetricSizes:
-        return cls(dci_ensemble="reference")
-
 
 @dataclass(frozen=True)
 class DisentanglementResult:
@@ -282,12 +313,14 @@ class DisentanglementResult:
 
 
 def evaluate(data: GroundTruthData, represent: Represent, seed: int = 0,
-             sizes: MetricSizes = MetricSizes()) -> DisentanglementResult:
+             sizes: MetricSizes = DEFAULT) -> DisentanglementResult:
     """All four metrics on fresh samples of ``data``; the same seed gives the same numbers.
 
     Each metric draws from its own random stream (spawned from ``seed``), so changing one metric's
     sizes leaves the others' numbers as they were.
     """
+    if not any(size > 1 for size in data.factor_sizes):
+        raise ValueError(f"no factor varies (factor_sizes={tuple(data.factor_sizes)}): nothing to measure")
     mig_rng, fvae_rng, bvae_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     train_factors = _sample(data, sizes.num_train, mig_rng)
     test_factors = _sample(data, sizes.num_test, mig_rng)
