@@ -110,7 +110,7 @@ RULES: dict[str, Rule] = {
     "progress_bar": _one_of("auto", "rich", "none"),
     "loss.reduction": _one_of("sum", "mean"),
     "eval.iwae_samples": Rule("an integer ≥ 1", _int_at_least(1)),
-    "eval.nll_images": Rule("null (all 10000 test images) or an integer ≥ 1",
+    "eval.nll_images": Rule("null (all test images) or an integer ≥ 1",
                             lambda v: v is None or _int_at_least(1)(v)),
     "data.batch_size": Rule("an integer ≥ 1", _int_at_least(1)),
     "data.eval_batch_size": Rule("an integer ≥ 1", _int_at_least(1)),

@@ -183,7 +183,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     # --- what a subclass provides ------------------------------------------------------------
     def load_splits(self) -> dict[str, Split]:
-        """{"train", "val", "test"} -> Split, before binarisation and subsetting."""
+        """{"train", "val", "test"} -> Split, before binarisation and subsetting (other keys, e.g.
+        "all" for the whole factor grid, are kept as they are). Training rows come in random
+        order: ``train_subset=N`` keeps the first N."""
         raise NotImplementedError
 
     def check_config(self) -> None:
@@ -197,9 +199,13 @@ class InMemoryImageDataModule(L.LightningDataModule):
         return True
 
     def cache_key(self) -> tuple:
-        """What the loaded splits depend on (the jobs of a sweep in one process share them)."""
-        return (type(self).__name__, str(self.data_dir.resolve()), self.val_size, self.binarize,
-                self.split_seed, self.train_subset)
+        """What the loaded splits depend on (the jobs of a sweep in one process share them): the
+        class and every plain setting of the instance, so a subclass's own settings count
+        without being listed. Batch sizes only slice the splits and are left out."""
+        settings = {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in sorted(vars(self).items())
+                    if not k.startswith("_") and k not in ("batch_size", "eval_batch_size", "batches_per_fetch")
+                    and isinstance(v, (str, int, float, bool, tuple, Path, type(None)))}
+        return (type(self).__module__, type(self).__qualname__, *settings.items())
 
     # --- derived -----------------------------------------------------------------------------
     @property
