@@ -120,6 +120,20 @@ def _search_space_from_config(search_space: Mapping[str, Any]) -> dict[str, str]
     return out
 
 
+def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[str],
+                         directions: list[str]) -> tuple[bool, str]:
+    """(created by this call, the study's name). The storage's unique study name decides which of
+    several workers starting together created the study, on any machine: no flag set after
+    loading could (all of them would see it unset)."""
+    from optuna.study import StudyDirection
+
+    try:
+        study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False, str(name)
+    return True, storage.get_study_name_from_id(study_id)
+
+
 def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
     """Upstream's ``sampler=motpe`` on Optuna 5, where TPESampler handles several objectives."""
     return optuna.samplers.TPESampler(n_ei_candidates=n_ehvi_candidates, **kwargs)
@@ -216,21 +230,19 @@ class OptunaSweeperImpl(Sweeper):
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
 
-        try:
-            with self.lock.hold():
-                study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
-                                            pruner=self.pruner, directions=directions, load_if_exists=True)
-        except ValueError as exc:  # e.g. the stored study has other directions
-            raise ConfigError(f"hydra.sweeper.study_name={self.study_name}: {exc}") from None
+        with self.lock.hold():
+            created, study_name = _create_study_record(storage, self.study_name, directions)
+            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=self.pruner)
+        stored = [d.name.lower() for d in study.directions]
+        if stored != directions:
+            raise ConfigError(f"hydra.sweeper.study_name={study_name} is a study with directions {stored}, "
+                              f"not {directions}; choose another study_name for this objective")
         self.study = study
         with self.lock.hold():
             # A seeded sampler in a second process (a resumed run, another worker) would replay
             # the first process's random start-up points: the same configurations again. Only
-            # the study's first run keeps the seed; later ones reseed their sampler.
-            joined = "started" in study.user_attrs
-            if not joined:
-                study.set_user_attr("started", {"host": socket.gethostname(), "pid": os.getpid()})
-            else:
+            # the process that created the study keeps the seed; the others reseed their sampler.
+            if not created:
                 study.sampler.reseed_rng()
                 log.info("Study %s was started before (a resumed run or another worker): this process's "
                          "sampler is reseeded so it does not repeat earlier random points", study.study_name)
