@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, MutableSequence, Optional
 
@@ -44,6 +45,7 @@ from optuna.trial import TrialState
 
 from sweeper.search_space import SearchSpace, format_value, parse_search_space
 from sweeper.workers import joblib_workers, limit_workers
+from sweeper.reconnect import StorageUnavailableError
 from sweeper.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.errors import ConfigError, UserError
@@ -61,6 +63,8 @@ def _quiet_optuna_warnings():
     return ctx
 
 RESULTS_FILE = "optimization_results.yaml"
+# Clocks of machines sharing a server storage differ a little; see _fail_dead_trials.
+ORPHAN_MARGIN_S = 5.0
 
 
 class SweepFailedError(UserError):
@@ -159,6 +163,7 @@ class OptunaSweeperImpl(Sweeper):
         heartbeat_interval: Optional[int] = 60,
         grace_period: Optional[int] = None,
         validate_with: Optional[str] = None,
+        reconnect_timeout: float = 60.0,
     ) -> None:
         if not isinstance(n_trials, int) or n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials={n_trials} is invalid; it must be an integer ≥ 1")
@@ -177,6 +182,7 @@ class OptunaSweeperImpl(Sweeper):
         self.zero_below = zero_below
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.validate_with = get_method(validate_with) if validate_with else None
+        self.reconnect_timeout = float(reconnect_timeout)
         self.config: Optional[DictConfig] = None
         self._stop = threading.Event()
         self._abort: Optional[BaseException] = None
@@ -219,7 +225,7 @@ class OptunaSweeperImpl(Sweeper):
         self.lock = BudgetLock(self.spec.lock_path)
         with self.lock.hold():   # two workers creating one new SQLite file would race on its schema
             storage = build_storage(self.spec, self.heartbeat_interval if self.spec.kind == "rdb" else None,
-                                    self.grace_period if self.spec.kind == "rdb" else None)
+                                    self.grace_period if self.spec.kind == "rdb" else None, self.reconnect_timeout)
         if self.spec.kind == "memory" and self.trial_key:
             log.warning("hydra.sweeper.storage is in memory: jobs cannot reach the study, so they "
                         "cannot report for pruning; use the default SQLite storage for pruning")
@@ -266,7 +272,8 @@ class OptunaSweeperImpl(Sweeper):
                  type(study.sampler).__name__, directions)
 
         self._run_slots(slots, space, objective_keys, n_trials)
-        self.write_results(space, objective_keys)
+        if not isinstance(self._abort, StorageUnavailableError):   # nothing to read the results from
+            self.write_results(space, objective_keys)
         if self._abort is not None:
             raise self._abort
         with self._returns_lock:
@@ -376,9 +383,15 @@ class OptunaSweeperImpl(Sweeper):
             # Same host and the process is gone, or it is this process's pid but not one of our
             # trials (a restarted container can hand the dead sweeper's pid to us).
             dead_here = worker.get("host") == host and (pid == os.getpid() or not _process_alive(pid))
-            if not (dead_here or trial._trial_id in stale_ids):
+            # Asked, but its worker never recorded itself: it lost the storage between the two calls
+            # (and gave up after reconnect_timeout) or died there. A live worker records itself at
+            # once, and has no heartbeat yet for Optuna's test either.
+            age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+            orphan = not worker and age > self.reconnect_timeout + ORPHAN_MARGIN_S
+            if not (dead_here or orphan or trial._trial_id in stale_ids):
                 continue
             why = (f"worker process {worker.get('pid')} on {host} is gone" if dead_here
+                   else "its worker stopped before recording itself" if orphan
                    else "worker stopped sending heartbeats")
             if self._mark_interrupted(trial, why):
                 log.warning("Trial %d was left RUNNING (%s); marked FAIL, its budget runs again", trial.number, why)

@@ -29,6 +29,7 @@ from typing import Iterator, Optional
 
 import optuna
 
+from sweeper.reconnect import DEFAULT_PATIENCE, ReconnectingStorage
 from vae.errors import ConfigError
 
 ACCEPTED = ("use sqlite:///path.db, an RDB URL such as postgresql://user@host/db, "
@@ -80,8 +81,12 @@ def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
 
 
 def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
-                  grace_period: Optional[int] = None) -> optuna.storages.BaseStorage:
-    """Open the storage now, so that a wrong URL or a missing driver fails before any trial."""
+                  grace_period: Optional[int] = None,
+                  reconnect_timeout: float = DEFAULT_PATIENCE) -> optuna.storages.BaseStorage:
+    """Open the storage now, so that a wrong URL or a missing driver fails before any trial.
+
+    An RDB storage comes wrapped in ``ReconnectingStorage``: later calls ride out a server restart
+    for up to ``reconnect_timeout`` seconds (sweeper/reconnect.py)."""
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
     try:
@@ -96,12 +101,11 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
     except OSError as exc:
         raise ConfigError(f"hydra.sweeper.storage={spec.url}: cannot create its folder "
                           f"({exc.strerror or exc}); choose a writable path") from None
-    # SQLite: several workers write to one file; wait for the lock instead of failing.
-    engine_kwargs = {"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else None
     for attempt in range(CREATION_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(spec.url, heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period, engine_kwargs=engine_kwargs)
+            storage = optuna.storages.RDBStorage(spec.url, heartbeat_interval=heartbeat_interval,
+                                                 grace_period=grace_period, engine_kwargs=_engine_kwargs(spec.url))
+            return ReconnectingStorage(optuna.storages.get_storage(storage), spec.url, reconnect_timeout)
         except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver, unreachable server
             if creation_race(exc) and attempt + 1 < CREATION_ATTEMPTS:
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
@@ -110,6 +114,17 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
             raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
                               f"or cannot be opened ({reason}); {ACCEPTED}") from None
     raise AssertionError("unreachable")
+
+
+def _engine_kwargs(url: str) -> Optional[dict]:
+    if url.startswith("sqlite"):
+        # Several workers write to one file: wait for SQLite's lock instead of failing.
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith("postgresql"):
+        # libpq waits for the OS's TCP timeout (minutes) on a host that drops packets: bound each
+        # connection attempt, so that reconnect_timeout bounds the whole wait.
+        return {"connect_args": {"connect_timeout": 10}}
+    return None
 
 
 # Optuna creates its tables (SQLAlchemy's create_all, then an alembic stamp) on first use, and that
