@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from vae.config import validate
 from vae.errors import ConfigError, UserError
 from vae.data.mnist_files import check_data_dir
+from vae.trainer_args import check_trainer_args
 
 MNIST_IMAGE_SHAPE = (1, 28, 28)
 
@@ -34,6 +35,7 @@ def preflight(cfg: DictConfig) -> None:
     before any folder is made."""
     check_values(cfg)
     check_networks(cfg)
+    check_trainer_args(cfg)    # imports Lightning: not in check_networks, which a sweep's parent runs
 
 
 def check_values(cfg: DictConfig) -> None:
