@@ -110,6 +110,11 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
             if creation_race(exc) and attempt + 1 < CREATION_ATTEMPTS:
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
                 continue
+            missing = getattr(exc.__cause__, "name", None) if isinstance(exc, ImportError) else None
+            if missing:
+                raise ConfigError(f"hydra.sweeper.storage={spec.url}: its database driver {missing} is not "
+                                  f"installed; pip install {missing} (for postgresql:// URLs the project's "
+                                  f"extra: pip install -e '.[postgres]')") from None
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
                               f"or cannot be opened ({reason}); {ACCEPTED}") from None

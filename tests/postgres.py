@@ -1,7 +1,7 @@
 """A real PostgreSQL server for the tests, in a temporary folder, on a free local port.
 
 Needs the server binaries (Debian: ``apt-get install -y postgresql``; ``.ci/run`` installs them) and
-the ``postgres`` extra's driver (``pip install -e '.[postgres]'``; ``make setup`` installs it).
+the ``postgres`` extra's driver (psycopg 3: ``pip install -e '.[postgres]'``; ``make setup`` installs it).
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user that the
 Debian package creates.
 """
@@ -73,17 +73,14 @@ class PostgresServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+        """A plain postgresql:// URL, as docs/sweeps.md writes it (SQLAlchemy picks psycopg 3)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         """A new, empty database; returns its URL."""
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
