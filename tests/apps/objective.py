@@ -22,6 +22,10 @@ def main(cfg: DictConfig) -> dict:
     time.sleep(cfg.sleep * (6 if slow else 1))
     if cfg.crash_on is not None and cfg.y == cfg.crash_on:
         raise RuntimeError(f"crash_on: y={cfg.y}")
+    if cfg.prune_on is not None and cfg.y == cfg.prune_on:
+        import optuna
+
+        raise optuna.TrialPruned(f"prune_on: y={cfg.y}")
     loss = (cfg.x - 1.0) ** 2 + cfg.y
     if cfg.nan_on is not None and cfg.y == cfg.nan_on:
         loss = float("nan")
