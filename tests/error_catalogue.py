@@ -179,6 +179,11 @@ Not errors, by design:
 
 - `logger.mode=online` (or `WANDB_MODE=online`) without an API key logs offline and warns:
   `W&B online mode needs an API key (wandb login or WANDB_API_KEY); logging offline instead, sync later with wandb sync`.
+- A W&B key without a reachable W&B server waits at most `logger.init_timeout` seconds (20), then logs offline and warns:
+  `W&B server <url> could not be reached (connection refused; logger.init_timeout=20 s); logging offline instead, upload later with wandb sync`.
+- An Optuna storage server that stops answering in the middle of a sweep is retried for `hydra.sweeper.reconnect_timeout`
+  seconds (60); then the sweep stops with `error: the study's storage <url> has not answered for 60 s (…); the study is safe
+  there: when the server is back, rerun the same command to resume (…)` and exit code 2.
 - A run whose loss becomes NaN or infinite stops at that step with
   `error: loss became nan at step N (beta=…, lr=…); lower model.optimizer.lr or beta, or add trainer.gradient_clip_val=1`,
   and its `metrics.json` records `"status": "failed"` with that reason; in a multirun the other jobs still run.
