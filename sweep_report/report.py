@@ -181,7 +181,7 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str,
     from PIL import Image
 
     from sweep_report.plots import best_run
-    from vae.loggers import wandb_mode
+    from vae.loggers import DEFAULT_INIT_TIMEOUT, start_wandb, wandb_mode
 
     def image(png: bytes | Path) -> "wandb.Image":
         # PIL images are uint8: W&B would save a float array in [0, 1] as black.
@@ -195,12 +195,14 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str,
              *(run.metric(m) for m in metric_columns(sweep.runs)), row[-1]] for run, row in zip(sweep.runs, rows)]
     logger = sweep.logger
     group = logger.get("group") or sweep.group
-    run = wandb.init(project=logger.get("project") or "beta-vae", entity=logger.get("entity"),
-                     group=group, job_type="report", name=f"report {sweep.name}", dir=str(sweep.path),
-                     mode=wandb_mode(logger.get("mode") or "auto"), reinit="finish_previous",
-                     config=redact({"sweep_dir": str(sweep.path), "sweep_kind": sweep.kind,
-                                    "overrides": sweep.overrides, "metric": metric, "runs": len(sweep.runs)}),
-                     settings=wandb.Settings(silent=True))
+    timeout = float(logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT)
+    run = start_wandb(lambda mode: wandb.init(
+        project=logger.get("project") or "beta-vae", entity=logger.get("entity"),
+        group=group, job_type="report", name=f"report {sweep.name}", dir=str(sweep.path),
+        mode=mode, reinit="finish_previous",
+        config=redact({"sweep_dir": str(sweep.path), "sweep_kind": sweep.kind,
+                       "overrides": sweep.overrides, "metric": metric, "runs": len(sweep.runs)}),
+        settings=wandb.Settings(silent=True, init_timeout=timeout)), wandb_mode(logger.get("mode") or "auto"), timeout)
     try:
         tables = {"runs": wandb.Table(columns=headers, data=redact(data))}
         if trials is not None:

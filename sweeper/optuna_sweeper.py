@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, MutableSequence, Optional
 
@@ -44,6 +45,7 @@ from optuna.trial import TrialState
 
 from sweeper.search_space import SearchSpace, format_value, parse_search_space
 from sweeper.workers import joblib_workers, limit_workers
+from sweeper.reconnect import StorageUnavailableError
 from sweeper.storage import BudgetLock, build_storage, parse_storage
 from vae.atomic import atomic_write_text
 from vae.protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
@@ -64,6 +66,8 @@ def _quiet_optuna_warnings():
 
 RESULTS_FILE = "optimization_results.yaml"
 REPORTING_CALLBACK = "sweeper.pruning.OptunaPruning"   # what a trial's job reports through
+# Clocks of machines sharing a server storage differ a little; see _fail_dead_trials.
+ORPHAN_MARGIN_S = 5.0
 
 
 class SweepFailedError(UserError):
@@ -123,6 +127,20 @@ def _search_space_from_config(search_space: Mapping[str, Any]) -> dict[str, str]
     return out
 
 
+def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[str],
+                         directions: list[str]) -> tuple[bool, str]:
+    """(created by this call, the study's name). The storage's unique study name decides which of
+    several workers starting together created the study, on any machine: no flag set after
+    loading could (all of them would see it unset)."""
+    from optuna.study import StudyDirection
+
+    try:
+        study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False, str(name)
+    return True, storage.get_study_name_from_id(study_id)
+
+
 def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
     """Upstream's ``sampler=motpe`` on Optuna 5, where TPESampler handles several objectives."""
     return optuna.samplers.TPESampler(n_ei_candidates=n_ehvi_candidates, **kwargs)
@@ -148,6 +166,7 @@ class OptunaSweeperImpl(Sweeper):
         heartbeat_interval: Optional[int] = 60,
         grace_period: Optional[int] = None,
         validate_with: Optional[str] = None,
+        reconnect_timeout: float = 60.0,
     ) -> None:
         if not isinstance(n_trials, int) or n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials={n_trials} is invalid; it must be an integer ≥ 1")
@@ -166,6 +185,7 @@ class OptunaSweeperImpl(Sweeper):
         self.zero_below = zero_below
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.validate_with = get_method(validate_with) if validate_with else None
+        self.reconnect_timeout = float(reconnect_timeout)
         self.config: Optional[DictConfig] = None
         self._stop = threading.Event()
         self._abort: Optional[BaseException] = None
@@ -208,7 +228,7 @@ class OptunaSweeperImpl(Sweeper):
         self.lock = BudgetLock(self.spec.lock_path)
         with self.lock.hold():   # two workers creating one new SQLite file would race on its schema
             storage = build_storage(self.spec, self.heartbeat_interval if self.spec.kind == "rdb" else None,
-                                    self.grace_period if self.spec.kind == "rdb" else None)
+                                    self.grace_period if self.spec.kind == "rdb" else None, self.reconnect_timeout)
         if self.spec.kind == "memory" and self.trial_key:
             log.warning("hydra.sweeper.storage is in memory: jobs cannot reach the study, so they "
                         "cannot report for pruning; use the default SQLite storage for pruning")
@@ -219,21 +239,19 @@ class OptunaSweeperImpl(Sweeper):
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
 
-        try:
-            with self.lock.hold():
-                study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
-                                            pruner=self.pruner, directions=directions, load_if_exists=True)
-        except ValueError as exc:  # e.g. the stored study has other directions
-            raise ConfigError(f"hydra.sweeper.study_name={self.study_name}: {exc}") from None
+        with self.lock.hold():
+            created, study_name = _create_study_record(storage, self.study_name, directions)
+            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=self.pruner)
+        stored = [d.name.lower() for d in study.directions]
+        if stored != directions:
+            raise ConfigError(f"hydra.sweeper.study_name={study_name} is a study with directions {stored}, "
+                              f"not {directions}; choose another study_name for this objective")
         self.study = study
         with self.lock.hold():
             # A seeded sampler in a second process (a resumed run, another worker) would replay
             # the first process's random start-up points: the same configurations again. Only
-            # the study's first run keeps the seed; later ones reseed their sampler.
-            joined = "started" in study.user_attrs
-            if not joined:
-                study.set_user_attr("started", {"host": socket.gethostname(), "pid": os.getpid()})
-            else:
+            # the process that created the study keeps the seed; the others reseed their sampler.
+            if not created:
                 study.sampler.reseed_rng()
                 log.info("Study %s was started before (a resumed run or another worker): this process's "
                          "sampler is reseeded so it does not repeat earlier random points", study.study_name)
@@ -257,7 +275,8 @@ class OptunaSweeperImpl(Sweeper):
                  type(study.sampler).__name__, directions)
 
         self._run_slots(slots, space, objective_keys, n_trials)
-        self.write_results(space, objective_keys)
+        if not isinstance(self._abort, StorageUnavailableError):   # nothing to read the results from
+            self.write_results(space, objective_keys)
         if self._abort is not None:
             raise self._abort
         with self._returns_lock:
@@ -367,9 +386,15 @@ class OptunaSweeperImpl(Sweeper):
             # Same host and the process is gone, or it is this process's pid but not one of our
             # trials (a restarted container can hand the dead sweeper's pid to us).
             dead_here = worker.get("host") == host and (pid == os.getpid() or not _process_alive(pid))
-            if not (dead_here or trial._trial_id in stale_ids):
+            # Asked, but its worker never recorded itself: it lost the storage between the two calls
+            # (and gave up after reconnect_timeout) or died there. A live worker records itself at
+            # once, and has no heartbeat yet for Optuna's test either.
+            age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+            orphan = not worker and age > self.reconnect_timeout + ORPHAN_MARGIN_S
+            if not (dead_here or orphan or trial._trial_id in stale_ids):
                 continue
             why = (f"worker process {worker.get('pid')} on {host} is gone" if dead_here
+                   else "its worker stopped before recording itself" if orphan
                    else "worker stopped sending heartbeats")
             if self._mark_interrupted(trial, why):
                 log.warning("Trial %d was left RUNNING (%s); marked FAIL, its budget runs again", trial.number, why)

@@ -20,13 +20,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 import optuna
 
+from sweeper.reconnect import DEFAULT_PATIENCE, ReconnectingStorage
 from vae.errors import ConfigError
 
 ACCEPTED = ("use sqlite:///path.db, an RDB URL such as postgresql://user@host/db, "
@@ -78,8 +81,12 @@ def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
 
 
 def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
-                  grace_period: Optional[int] = None) -> optuna.storages.BaseStorage:
-    """Open the storage now, so that a wrong URL or a missing driver fails before any trial."""
+                  grace_period: Optional[int] = None,
+                  reconnect_timeout: float = DEFAULT_PATIENCE) -> optuna.storages.BaseStorage:
+    """Open the storage now, so that a wrong URL or a missing driver fails before any trial.
+
+    An RDB storage comes wrapped in ``ReconnectingStorage``: later calls ride out a server restart
+    for up to ``reconnect_timeout`` seconds (sweeper/reconnect.py)."""
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
     try:
@@ -94,15 +101,59 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
     except OSError as exc:
         raise ConfigError(f"hydra.sweeper.storage={spec.url}: cannot create its folder "
                           f"({exc.strerror or exc}); choose a writable path") from None
-    try:
-        return optuna.storages.RDBStorage(
-            spec.url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            # SQLite: several workers write to one file; wait for the lock instead of failing.
-            engine_kwargs={"connect_args": {"timeout": 60}} if spec.url.startswith("sqlite") else None)
-    except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver, unreachable server
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
-                          f"or cannot be opened ({reason}); {ACCEPTED}") from None
+    for attempt in range(CREATION_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(spec.url, heartbeat_interval=heartbeat_interval,
+                                                 grace_period=grace_period, engine_kwargs=_engine_kwargs(spec.url))
+            return ReconnectingStorage(optuna.storages.get_storage(storage), spec.url, reconnect_timeout)
+        except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver, unreachable server
+            if creation_race(exc) and attempt + 1 < CREATION_ATTEMPTS:
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+                continue
+            missing = getattr(exc.__cause__, "name", None) if isinstance(exc, ImportError) else None
+            if missing:
+                raise ConfigError(f"hydra.sweeper.storage={spec.url}: its database driver {missing} is not "
+                                  f"installed; pip install {missing} (for postgresql:// URLs the project's "
+                                  f"extra: pip install -e '.[postgres]')") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
+                              f"or cannot be opened ({reason}); {ACCEPTED}") from None
+    raise AssertionError("unreachable")
+
+
+def _engine_kwargs(url: str) -> Optional[dict]:
+    if url.startswith("sqlite"):
+        # Several workers write to one file: wait for SQLite's lock instead of failing.
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith("postgresql"):
+        # libpq waits for the OS's TCP timeout (minutes) on a host that drops packets: bound each
+        # connection attempt, so that reconnect_timeout bounds the whole wait.
+        return {"connect_args": {"connect_timeout": 10}}
+    return None
+
+
+# Optuna creates its tables (SQLAlchemy's create_all, then an alembic stamp) on first use, and that
+# is not safe when several clients open a brand-new database at once: a SLURM array's workers on
+# one PostgreSQL database, optuna-dashboard on the SQLite file a sweep is creating. The losers get
+# "table studies already exists" (SQLite), UniqueViolation on pg_type_typname_nsp_index or
+# DuplicateTable (PostgreSQL), or a duplicate alembic_version row. Each such error means another
+# client has just created what this one tried to, so opening again succeeds: retried, with jitter.
+# (Our own workers on one machine also serialise the creation with the flock in BudgetLock; clients
+# on other machines, and foreign clients, cannot take that lock.)
+CREATION_ATTEMPTS = 10
+
+
+def creation_race(exc: BaseException) -> bool:
+    """The error of a client that lost a race with another one creating the same tables."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for error in (exc, exc.__cause__):
+        if isinstance(error, (IntegrityError, ProgrammingError)):      # duplicate key / type / table
+            return True
+        if isinstance(error, OperationalError) and any(
+                text in str(error).lower() for text in ("already exists", "database is locked")):
+            return True
+    return False
 
 
 def load_storage_from_url(url: str) -> optuna.storages.BaseStorage:

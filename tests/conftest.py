@@ -77,3 +77,23 @@ def run_cli(*args: str, cwd: Path = PROJECT_ROOT, timeout: int = 300, env: dict 
     full_env = {**os.environ, "WANDB_MODE": "offline", "CI": "1", **(env or {})}
     return subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (tests/postgres.py); each test takes a fresh database."""
+    from postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def fresh_postgres(postgres_server, request) -> str:
+    """The URL of a new, empty database on the session's server (nothing created in it yet)."""
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    return postgres_server.create_database(name)

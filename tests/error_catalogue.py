@@ -71,6 +71,11 @@ CASES = [
     Case("hidden size negative", ["model.decoder.hidden_sizes=[100,-5]"], "model.decoder.hidden_sizes=[100, -5] must be a non-empty list"),
     Case("unknown activation", ["model.encoder.activation=relux"], "model.encoder.activation=relux is not an option"),
     Case("unknown network argument", ["+model.encoder.hidden_size=[3]"], "got an unexpected keyword argument 'hidden_size'"),
+    Case("misspelled Trainer argument", ["+trainer.max_step=3"],
+         "trainer.max_step is not an argument of lightning.Trainer (did you mean trainer.max_steps?)"),
+    Case("accelerator not available here", ["trainer.accelerator=tpu"],
+         "trainer.accelerator=tpu is refused by lightning.Trainer"),
+    Case("device count Lightning refuses", ["trainer.devices=0"], "trainer.devices=0 is refused by lightning.Trainer"),
     Case("batch larger than the dataset", ["data.batch_size=100000"], "data.batch_size=100000 is larger than the 50000 training images"),
     Case("batch size 0", ["data.batch_size=0"], "data.batch_size=0 is invalid; it must be an integer ≥ 1"),
     Case("IWAE samples 0", ["eval.iwae_samples=0"], "eval.iwae_samples=0 is invalid; it must be an integer ≥ 1"),
@@ -91,12 +96,18 @@ CASES = [
          "hydra.sweeper.storage: cannot create /etc/passwd", check="cli"),
     Case("Optuna storage server that cannot be reached", ["hparams_search=optuna_nll",
          "hydra.sweeper.storage=postgresql://u:p@127.0.0.1:9/db"], "cannot be opened", check="cli"),
+    Case("Optuna storage whose database driver is not installed", ["hparams_search=optuna_nll",
+         "hydra.sweeper.storage=postgresql+pg8000://u@127.0.0.1:9/db"],
+         "its database driver pg8000 is not installed; pip install pg8000", check="cli"),
     Case("search space with an inverted interval", ["hparams_search=optuna_nll", "beta=interval(1,0.1)"],
          "beta=interval(1,0.1) is empty or inverted", check="cli"),
     Case("search space with an empty choice", ["hparams_search=optuna_nll", "latent_size=choice()"],
          "cannot parse override", check="cli"),
     Case("objective that no run produces", ["hparams_search=optuna_nll", "optimized_metric=val/nope"],
          "objective val/nope is not a metric a run produces; choose from: val/loss", check="cli"),
+    Case("objective that no run produces, plain Optuna sweeper (no preset)",
+         ["-m", "hydra/sweeper=optuna", "beta=tag(log,interval(0.001,1))", "optimized_metric=val/nope"],
+         "objective val/nope is not a metric a run produces", check="cli"),
     Case("Optuna budget of 0 trials", ["hparams_search=optuna_nll", "hydra.sweeper.n_trials=0"],
          "hydra.sweeper.n_trials=0 is invalid; it must be an integer ≥ 1", check="cli"),
     Case("corrupt (truncated) IDX file", [], "t10k-images-idx3-ubyte is corrupt", setup=_corrupt_idx, check="data",
@@ -168,6 +179,11 @@ Not errors, by design:
 
 - `logger.mode=online` (or `WANDB_MODE=online`) without an API key logs offline and warns:
   `W&B online mode needs an API key (wandb login or WANDB_API_KEY); logging offline instead, sync later with wandb sync`.
+- A W&B key without a reachable W&B server waits at most `logger.init_timeout` seconds (20), then logs offline and warns:
+  `W&B server <url> could not be reached (connection refused; logger.init_timeout=20 s); logging offline instead, upload later with wandb sync`.
+- An Optuna storage server that stops answering in the middle of a sweep is retried for `hydra.sweeper.reconnect_timeout`
+  seconds (60); then the sweep stops with `error: the study's storage <url> has not answered for 60 s (…); the study is safe
+  there: when the server is back, rerun the same command to resume (…)` and exit code 2.
 - A run whose loss becomes NaN or infinite stops at that step with
   `error: loss became nan at step N (beta=…, lr=…); lower model.optimizer.lr or beta, or add trainer.gradient_clip_val=1`,
   and its `metrics.json` records `"status": "failed"` with that reason; in a multirun the other jobs still run.

@@ -198,8 +198,11 @@ def test_sweep_killed_midway_then_rerun_finishes_exactly_n_trials(tmp_path):
     first = subprocess.Popen([PY, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     try:
+        # ... and the running trial's job has started (its folder exists): killed before that, a
+        # trial would have no output_dir attr yet.
         _wait_for(lambda: state_counts(tmp_path).get("COMPLETE", 0) >= 2
-                  and state_counts(tmp_path).get("RUNNING", 0) == 1)
+                  and state_counts(tmp_path).get("RUNNING", 0) == 1
+                  and (tmp_path / "sweep" / str(len(load(tmp_path).trials) - 1) / ".hydra").exists())
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()

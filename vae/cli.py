@@ -46,13 +46,25 @@ class AbortRun(BaseException):
 
 
 class ValidateConfig(Callback):
-    """Check a single run's values before Hydra creates its output folder."""
+    """Check a single run's values before Hydra creates its output folder, and a multirun's shared
+    values before its sweeper starts."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         from vae.preflight import preflight
 
         try:
             preflight(config)
+        except UserError as exc:
+            raise AbortRun(exc) from exc
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # The values every job shares, the objective's name among them: a sweeper that checks no
+        # job itself (hydra/sweeper=optuna without a preset) would only find a misnamed objective
+        # after every trial had run. Swept keys keep their defaults here; sweepers check those.
+        from vae.preflight import check_values
+
+        try:
+            check_values(config)
         except UserError as exc:
             raise AbortRun(exc) from exc
 

@@ -123,6 +123,7 @@ RULES: dict[str, Rule] = {
     "trainer.max_steps": Rule("an integer ≥ 1", _int_at_least(1)),
     "logger.kind": _one_of("wandb", "csv", "none"),
     "logger.mode": _one_of("auto", "online", "offline", "disabled"),
+    "logger.init_timeout": Rule("a number of seconds > 0", lambda v: _number(v) and v > 0),
 }
 
 
@@ -139,7 +140,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError, naming the key and what it accepts, for the first bad value."""
     for key, rule in RULES.items():
         value = OmegaConf.select(cfg, key, default="<absent>")
-        if value == "<absent>" and key.startswith("logger.mode") and OmegaConf.select(cfg, "logger.kind") != "wandb":
+        if value == "<absent>" and key in ("logger.mode", "logger.init_timeout") and OmegaConf.select(cfg, "logger.kind") != "wandb":
             continue
         if value == "<absent>" and key.startswith(OPTIONAL_PREFIXES):
             continue

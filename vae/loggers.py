@@ -7,12 +7,14 @@ import netrc
 import os
 import sys
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
 from vae.secrets import redact
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def has_wandb_credentials() -> bool:
@@ -37,6 +39,43 @@ def wandb_mode(requested: str) -> str:
                     "logging offline instead, sync later with `wandb sync`")
         mode = "offline"
     return mode
+
+
+# How long a run waits for the W&B server before it logs offline instead (logger.init_timeout).
+DEFAULT_INIT_TIMEOUT = 20.0
+# W&B servers this process could not reach: later runs in the same process (a multirun's next
+# jobs in one worker) go offline at once instead of waiting again.
+_unreachable: dict[str, str] = {}
+
+
+def wandb_server() -> str:
+    return os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+
+
+def start_wandb(start: Callable[[str], T], mode: str, timeout: float) -> T:
+    """``start(mode)`` starts a W&B run (W&B's own ``init_timeout`` bounds an online start).
+
+    A key without a reachable server (a cluster's compute nodes, a network outage) must not cost
+    the run: if the online start fails, the run logs offline instead (``wandb sync`` uploads it
+    later) with one warning. Without this, wandb.init waits ~100 s and raises CommError.
+    """
+    if mode != "online":
+        return start(mode)
+    import wandb
+
+    server = wandb_server()
+    if server not in _unreachable:
+        try:
+            return start("online")
+        except wandb.errors.CommError as exc:
+            # '… while retrying: Post "…": dial tcp …: connect: connection refused': its last clause says why
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            _unreachable[server] = next((ln for ln in lines if "retrying" in ln), lines[0]).rsplit(": ", 1)[-1]
+            if wandb.run is not None:
+                wandb.finish()
+    log.warning("W&B server %s could not be reached (%s; logger.init_timeout=%g s); logging offline "
+                "instead, upload later with `wandb sync`", server, _unreachable[server], timeout)
+    return start("offline")
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False,
@@ -99,19 +138,28 @@ def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: 
                        run_id: str | None = None):
     from lightning.pytorch.loggers import WandbLogger
 
-    mode = wandb_mode(cfg.logger.mode)
     import wandb
 
     config = redact(OmegaConf.to_container(cfg, resolve=True))
-    logger = WandbLogger(
-        project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
-        group=cfg.logger.group or group, job_type=cfg.logger.job_type,
-        tags=redact(list(cfg.logger.tags)), save_dir=str(output_dir), offline=(mode == "offline"),
-        mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet), id=run_id,
-    )
-    # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
-    logger._wandb_init.pop("anonymous", None)
-    return logger
+    timeout = float(cfg.logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT)
+
+    def start(mode: str) -> WandbLogger:
+        logger = WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
+            group=cfg.logger.group or group, job_type=cfg.logger.job_type,
+            tags=redact(list(cfg.logger.tags)), save_dir=str(output_dir),
+            # mode goes to wandb.init as is. Not offline=True: Lightning then sets WANDB_MODE=dryrun
+            # for the whole process, and every later job of a multirun worker would stay offline.
+            mode=mode, offline=False, config=config, log_model=False, id=run_id,
+            settings=wandb.Settings(silent=quiet, init_timeout=timeout),
+        )
+        # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
+        logger._wandb_init.pop("anonymous", None)
+        if mode == "online":
+            logger.experiment  # noqa: B018 - connect now, while falling back to offline is still possible
+        return logger
+
+    return start_wandb(start, wandb_mode(cfg.logger.mode), timeout)
 
 
 def describe_wandb_run(logger) -> str | None:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae.config import validate
 from vae.errors import ConfigError, UserError
+from vae.trainer_args import check_trainer_args
 
 
 def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
@@ -71,6 +72,7 @@ def check_values(cfg: DictConfig) -> None:
 
 def check_components(cfg: DictConfig) -> None:
     build_model(cfg, build_datamodule(cfg))
+    check_trainer_args(cfg)
 
 
 # Config keys that name a place a run writes to.

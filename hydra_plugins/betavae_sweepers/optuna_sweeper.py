@@ -152,6 +152,9 @@ class OptunaSweeperConf:
     # NEW: dotted path to fn(cfg) that checks a job's config; the sweeper calls it on the search
     # space's corners before any trial runs.
     validate_with: Optional[str] = None
+    # NEW: RDB storages: how long (seconds) a worker keeps retrying a storage server that stopped
+    # answering (a restart, a network blip) before it stops with a line saying how to resume.
+    reconnect_timeout: float = 60.0
 
 
 class OptunaSweeper(Sweeper):

@@ -1,7 +1,7 @@
 """A tiny Hydra app for the sweeper's tests: a quadratic objective in x (float) and y (int),
 with switches for the cases a sweep must survive. Returns a dict, like vae.train.train.
 
-Each job writes job.json (pid, start, end, params) into its output dir, so tests can see which
+Run through vae.cli.run_cli, as train.py is. Each job writes job.json (pid, start, end, params) into its output dir, so tests can see which
 jobs overlapped and which process ran them.
 """
 
@@ -22,6 +22,10 @@ def main(cfg: DictConfig) -> dict:
     time.sleep(cfg.sleep * (6 if slow else 1))
     if cfg.crash_on is not None and cfg.y == cfg.crash_on:
         raise RuntimeError(f"crash_on: y={cfg.y}")
+    if cfg.prune_on is not None and cfg.y == cfg.prune_on:
+        import optuna
+
+        raise optuna.TrialPruned(f"prune_on: y={cfg.y}")
     loss = (cfg.x - 1.0) ** 2 + cfg.y
     if cfg.nan_on is not None and cfg.y == cfg.nan_on:
         loss = float("nan")
@@ -33,4 +37,6 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from vae.cli import run_cli
+
+    run_cli(main)      # as train.py: a user-fixable error is one line on stderr, exit code 2
