@@ -172,6 +172,22 @@ def test_a_diverged_member_is_removed_and_the_others_continue_bit_identically():
             assert torch.equal(full.optimizer.state[a][key], without.optimizer.state[b][key])
 
 
+def test_a_group_generator_draws_once_for_all_members_and_a_stack_can_empty():
+    stack = StackedVAE.from_members([solo(*m, seed=k) for k, m in enumerate(MEMBERS[:3])],
+                                    torch.Generator().manual_seed(0))
+    batches = MemberBatches(binary_images(100), 16, seeds=range(3), generators=stack.group_generator)
+    replica = torch.Generator().set_state(stack.group_generator.get_state())
+    assert torch.equal(stack.member_noise(5), torch.randn(3, 5, 10, generator=replica))
+    for step in range(2):
+        assert bool(stack.train_step(batches.batch(step)).finite.all())
+    with torch.no_grad():
+        stack.weights[0][:, 0, 0] = float("nan")      # every member diverges
+    result = stack.train_step(batches.batch(2))
+    batches.remove_members(result.kept)
+    assert result.diverged == [0, 1, 2] and len(stack) == 0 and len(batches) == 0
+    assert stack.train_step(batches.batch(3)).loss.shape == (0,)
+
+
 def test_batched_evaluation_equals_each_members_solo_evaluation(monkeypatch):
     models = [solo(*m, seed=k) for k, m in enumerate(MEMBERS)]
     stack = StackedVAE.from_members(models, generators(range(4)))
