@@ -26,12 +26,12 @@ The contract, per member k (tests/test_stacked_vae.py checks each claim):
   without it (with the same padded latent size, which sets the matrix shapes and so the rounding).
 - Divergence: a member whose loss is not finite is removed before its update (a solo run stops
   there too, BetaVAE.train_on_batch); the others take their step.
-Evaluation (validation sums, test metrics with the IWAE NLL) runs all members on each batch at once.
+Evaluation (vae/speed/stacked_evaluation.py) runs all members on each batch of images at once.
 Checkpoints stay solo: member_state_dict(k) and member_optimizer_state_dict(k) load into a BetaVAE
 of member k's latent size and its Adam; from_members() stacks such states back.
 
-This file is over ~300 lines because the model, its optimiser, member removal and the batched
-evaluation must agree on one layout (``_index``); split, each would re-derive it.
+This file is over ~300 lines because the model, its optimiser, member removal and the solo
+checkpoints must agree on one layout (``_index``); split, each would re-derive it.
 """
 
 from __future__ import annotations
@@ -43,15 +43,11 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Normal
 from torch.nn import functional as F
 
-from vae.models.beta_vae import IWAE_CHUNK_ELEMENTS, REDUCTIONS, BetaVAE
+from vae.models.beta_vae import REDUCTIONS, BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 
-# Floats of decoder output per evaluation chunk, for all members together: K·images·pixels stays
-# cache-sized (~16 MB), as in BetaVAE.iwae_nll.
-EVAL_CHUNK_ELEMENTS = IWAE_CHUNK_ELEMENTS
 # Adam's default and the project's lr. Adam runs at this lr, whatever the members': a fixed
 # reference, not the group's largest, so that no member's rounding depends on its group mates.
 REFERENCE_LR = 1e-3
@@ -108,6 +104,17 @@ def _member_lr(model: BetaVAE) -> float:
     if model.lr is None:
         raise ValueError("a member has no learning rate")
     return float(model.lr)
+
+
+def stack_key(model: BetaVAE) -> tuple | None:
+    """What members must share to be stacked (everything but latent size, β, reduction, lr and
+    gradient clipping), or None for a model that cannot be (other networks, another optimiser).
+    A launcher groups jobs by it, and by what their configs share (data, steps, batch size)."""
+    try:
+        _member_lr(model)
+        return _architecture(model)
+    except ValueError:
+        return None
 
 
 class StackedVAE(nn.Module):
@@ -302,7 +309,8 @@ class StackedVAE(nn.Module):
     def member_noise(self, n: int) -> torch.Tensor:
         """(K, n, L) standard normals, member k's drawn from its own generator with its solo shape."""
         if self.group_generator is not None:
-            return self._eval_noise(n, generator=self.group_generator)
+            return torch.randn(len(self), n, self.max_latent, generator=self.group_generator,
+                               device=self.weights[0].device)
         eps = self.weights[0].new_zeros(len(self), n, self.max_latent)
         for k, (generator, size) in enumerate(zip(self.generators, self.latent_sizes)):
             eps[k, :, :size] = torch.randn(n, size, generator=generator, device=eps.device)
@@ -387,75 +395,3 @@ class StackedVAE(nn.Module):
         self._member_tensors()
         self.optimizer = self._make_optimizer()
         self.optimizer.load_state_dict(state)
-
-    # --- evaluation: all members on each batch of shared images ------------------------------
-    def _shared(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1).expand(len(self), -1, -1)    # a view: the K copies are not in memory
-
-    def _chunks(self, x: torch.Tensor, floats_per_image: int):
-        return x.split(max(1, EVAL_CHUNK_ELEMENTS // (max(1, len(self)) * floats_per_image)))
-
-    def _eval_noise(self, *shape: int, generator: torch.Generator | None) -> torch.Tensor:
-        device = self.weights[0].device
-        return torch.randn(len(self), *shape, self.max_latent, generator=generator, device=device)
-
-    @torch.no_grad()
-    def validate(self, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """BetaVAE's validation metrics, (K,) each, over images (N, C, H, W) shared by all members."""
-        s = {key: 0.0 for key in ("distortion", "rate")}
-        for part in self._chunks(images, self.num_pixels):
-            t = self.terms(self._shared(part), eps=self._eval_noise(len(part), generator=generator))
-            s = {key: s[key] + t[key].sum(1) for key in s}
-        n = len(images)
-        d, r = s["distortion"] / n, s["rate"] / n
-        return {"val/loss": self.distortion_weight * d + self.rate_weight * r, "val/distortion": d,
-                "val/rate": r, "val/neg_elbo": d + r}
-
-    @torch.no_grad()
-    def iwae_nll(self, x: torch.Tensor, k: int, eps: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """−log p(x) with k importance samples (BetaVAE.iwae_nll), (K, N), images x (N, C, H, W)
-        shared by all members. ``eps``: the noise (K, k, N, L); drawn if not given."""
-        out, start = [], 0
-        for part in self._chunks(x, k * self.num_pixels):
-            n, xs = len(part), self._shared(part)
-            loc, scale = (v.unsqueeze(1) for v in self.posterior(xs))                  # (K, 1, n, L)
-            e = self._eval_noise(k, n, generator=generator) if eps is None else eps[:, :, start:start + n]
-            mask = self.mask.unsqueeze(1)
-            z = (loc + e * scale) * mask                                                # (K, k, n, L)
-            logits = self.decode(z.flatten(1, 2)).view(len(self), k, n, -1)
-            log_px_z = -F.binary_cross_entropy_with_logits(logits, xs.unsqueeze(1).expand_as(logits),
-                                                           reduction="none").sum(-1)
-            prior = Normal(torch.zeros((), device=z.device), torch.ones((), device=z.device))
-            log_pz = (prior.log_prob(z) * mask).sum(-1)
-            log_qz = (Normal(loc, scale, validate_args=False).log_prob(z) * mask).sum(-1)
-            out.append(-(torch.logsumexp(log_px_z + log_pz - log_qz, dim=1) - math.log(k)))
-            start += n
-        return torch.cat(out, dim=1)
-
-    @torch.no_grad()
-    def test(self, images: torch.Tensor, iwae_samples: int, nll_images: int | None = None,
-             generator: torch.Generator | None = None) -> list[dict]:
-        """BetaVAE.test_results for every member (list in stack order), over test images shared by
-        all: the NLL on the first ``nll_images`` (None: all), active units, per-dim KL."""
-        K, L = len(self), self.max_latent
-        sums = {key: self.weights[0].new_zeros(K) for key in ("distortion", "rate", "nll")}
-        sums |= {key: self.weights[0].new_zeros(K, L) for key in ("kl_per_dim", "loc", "loc_sq")}
-        for part in self._chunks(images, self.num_pixels):
-            t = self.terms(self._shared(part), eps=self._eval_noise(len(part), generator=generator))
-            sums["distortion"] += t["distortion"].sum(1)
-            sums["rate"] += t["rate"].sum(1)
-            sums["kl_per_dim"] += t["kl_per_dim"].sum(1)
-            sums["loc"] += t["loc"].sum(1)
-            sums["loc_sq"] += t["loc"].pow(2).sum(1)
-        nll_x = images if nll_images is None else images[:nll_images]
-        sums["nll"] = self.iwae_nll(nll_x, iwae_samples, generator=generator).sum(1)
-        n = len(images)
-        loc_var = sums["loc_sq"] / n - (sums["loc"] / n) ** 2   # variance of E_q[z] over the test set
-        results = []
-        for k, size in enumerate(self.latent_sizes):
-            d, r = float(sums["distortion"][k] / n), float(sums["rate"][k] / n)
-            results.append({"distortion": d, "rate": r, "nll_iwae": float(sums["nll"][k] / len(nll_x)),
-                            "active_units": float((loc_var[k, :size] > 0.01).sum()), "neg_elbo": d + r,
-                            "kl_per_dim": [float(v) for v in sums["kl_per_dim"][k, :size] / n]})
-        return results
