@@ -15,17 +15,18 @@ The contract, per member k (tests/test_stacked_vae.py checks each claim):
   parameter, so the gradient of member k's slice is that of loss_k alone.
 - Optimiser: one torch.optim.Adam over the stacked tensors; Adam is element-wise, so member k's
   update is its own. Learning rates may differ: Adam runs at REFERENCE_LR and member k's update is
-  scaled by lr_k / REFERENCE_LR (Adam's update is proportional to its lr, ε included). A member at
-  REFERENCE_LR gets torch's update bit for bit, others agree with a solo Adam to rounding; either
-  way a member's update depends on its own lr only, never on the others'.
+  scaled by lr_k / REFERENCE_LR (Adam's update is proportional to its lr, ε included): exact up to
+  float rounding, and a member's update depends on its own lr only, never on the others'.
 - Gradient clipping (BetaVAE.gradient_clip_val): by the norm of member k's own gradients, as
   torch.nn.utils.clip_grad_norm_ does for a solo model.
 - Noise: member k draws its reparameterisation noise from its own torch.Generator, and its batches
   come in its solo order (vae/speed/member_batches.py), so a member's trajectory does not depend on
   which others share the stack: removing one leaves the others bit-identical to a stack built
   without it (with the same padded latent size, which sets the matrix shapes and so the rounding).
-- Divergence: a member whose loss is not finite is removed before its update (a solo run stops
-  there too, BetaVAE.train_on_batch); the others take their step.
+  Optionally one generator for the whole group: one draw per step instead of K, for large K on a
+  GPU, at the price of that independence.
+- Divergence: a member whose loss is not finite is removed before its update (a solo run raises
+  DivergedError there, before its optimiser step); the others take their step.
 Evaluation (vae/speed/stacked_evaluation.py) runs all members on each batch of images at once.
 Checkpoints stay solo: member_state_dict(k) and member_optimizer_state_dict(k) load into a BetaVAE
 of member k's latent size and its Adam; from_members() stacks such states back.
