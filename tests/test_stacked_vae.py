@@ -11,7 +11,8 @@ from vae.data.mnist import TensorBatches
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
-from vae.speed.stacked_vae import StackedVAE
+from vae.speed import stacked_evaluation as evaluation   # (its `test` is no pytest test)
+from vae.speed.stacked_vae import StackedVAE, stack_key
 
 SHAPE = (1, 28, 28)
 # (latent size, β, reduction, lr, gradient clip): both latent sizes of the used-by sweep, both
@@ -88,7 +89,7 @@ def test_member_checkpoints_load_into_solo_models_and_stack_back():
     for step in range(3):
         stack.train_step(batches.batch(step))
     x = binary_images(8, seed=5)
-    loc, scale = stack.posterior(stack._shared(x))
+    loc, scale = stack.posterior(evaluation.shared(stack, x))
     z = torch.randn(4, 8, stack.max_latent) * stack.mask
     logits = stack.decode(z)
     restored, optimizer_states = [], []
@@ -172,13 +173,29 @@ def test_a_diverged_member_is_removed_and_the_others_continue_bit_identically():
             assert torch.equal(full.optimizer.state[a][key], without.optimizer.state[b][key])
 
 
+def test_a_group_generator_draws_once_for_all_members_and_a_stack_can_empty():
+    stack = StackedVAE.from_members([solo(*m, seed=k) for k, m in enumerate(MEMBERS[:3])],
+                                    torch.Generator().manual_seed(0))
+    batches = MemberBatches(binary_images(100), 16, seeds=range(3), generators=stack.group_generator)
+    replica = torch.Generator().set_state(stack.group_generator.get_state())
+    assert torch.equal(stack.member_noise(5), torch.randn(3, 5, 10, generator=replica))
+    for step in range(2):
+        assert bool(stack.train_step(batches.batch(step)).finite.all())
+    with torch.no_grad():
+        stack.weights[0][:, 0, 0] = float("nan")      # every member diverges
+    result = stack.train_step(batches.batch(2))
+    batches.remove_members(result.kept)
+    assert result.diverged == [0, 1, 2] and len(stack) == 0 and len(batches) == 0
+    assert stack.train_step(batches.batch(3)).loss.shape == (0,)
+
+
 def test_batched_evaluation_equals_each_members_solo_evaluation(monkeypatch):
     models = [solo(*m, seed=k) for k, m in enumerate(MEMBERS)]
     stack = StackedVAE.from_members(models, generators(range(4)))
     x, k_samples = binary_images(24, seed=3), 5
     eps = torch.randn(4, k_samples, 24, stack.max_latent)
-    nll = stack.iwae_nll(x, k_samples, eps=eps)
-    metrics = stack.validate(x)
+    nll = evaluation.iwae_nll(stack, x, k_samples, eps=eps)
+    metrics = evaluation.validate(stack, x)
     for k, model in enumerate(models):
         latent = model.latent_size
         # The solo model's own IWAE code, its posterior samples taken from the same noise.
@@ -193,10 +210,13 @@ def test_batched_evaluation_equals_each_members_solo_evaluation(monkeypatch):
 
 def test_members_of_different_architectures_are_refused():
     conv = BetaVAE(ConvEncoder(SHAPE, 2), ConvDecoder(SHAPE, 2), latent_size=2, image_shape=SHAPE)
+    assert stack_key(conv) is None
+    assert stack_key(solo(2, 0.0, "mean", lr=1e-4)) == stack_key(solo(10, 1.0)) is not None
     with pytest.raises(ValueError, match="MLPEncoder"):
         StackedVAE.from_members([solo(2, 1.0), conv], generators([0, 1]))
     wider = BetaVAE(MLPEncoder(SHAPE, 2, hidden_sizes=(200, 100)), MLPDecoder(SHAPE, 2), latent_size=2,
                     image_shape=SHAPE)
+    assert stack_key(wider) != stack_key(solo(2, 1.0))
     with pytest.raises(ValueError, match="more than the latent size"):
         StackedVAE.from_members([solo(2, 1.0), wider], generators([0, 1]))
 
@@ -229,7 +249,7 @@ def test_fused_members_reach_their_solo_test_elbo(mnist):
     batches = MemberBatches(train_x, 64, seeds=[c[3] for c in configs], generators=noise)
     for step in range(steps):
         stack.train_step(batches.batch(step))
-    fused_results = stack.test(test_x, iwae_samples=2)
+    fused_results = evaluation.test(stack, test_x, iwae_samples=2)
 
     def neg_elbo(model):
         torch.manual_seed(0)

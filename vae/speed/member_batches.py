@@ -39,13 +39,18 @@ def member_generator(device: torch.device | str = "cpu") -> torch.Generator:
 class MemberBatches:
     """Per step, a (K, B, C, H, W) batch: member k's solo batch at that step, binarised with its
     generator if ``binarize``. ``images`` (N, C, H, W) on the training device; ``seeds`` the
-    members' run seeds; ``generators`` the same objects the stack draws its noise from."""
+    members' run seeds; ``generators`` the same objects the stack draws its noise from (one per
+    member, or one torch.Generator for the group: one draw per step, see StackedVAE)."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, seeds: Sequence[int],
-                 generators: Sequence[torch.Generator], binarize: bool = True, prefetch: int = 64):
-        if len(seeds) != len(generators):
+                 generators: Sequence[torch.Generator] | torch.Generator, binarize: bool = True,
+                 prefetch: int = 64):
+        seeds = list(seeds)
+        self.group_generator = generators if isinstance(generators, torch.Generator) else None
+        generators = [] if self.group_generator else list(generators)
+        if generators and len(seeds) != len(generators):
             raise ValueError("one seed and one generator per member")
-        self.images, self.binarize, self.prefetch = images, binarize, prefetch
+        self.images, self.batch_size, self.binarize, self.prefetch = images, batch_size, binarize, prefetch
         # As MNISTDataModule.train_dataloader: seed = torch.initial_seed() after seed_everything(s).
         self.streams = [TensorBatches(images, None, batch_size, shuffle=True, seed=int(s) % (2 ** 63),
                                       drop_last=True) for s in seeds]
@@ -57,16 +62,19 @@ class MemberBatches:
 
     def rows(self, step: int) -> torch.Tensor:
         """(K, B) image indices of every member's batch at optimiser step ``step``."""
+        if not self.streams:
+            return torch.zeros(0, self.batch_size, dtype=torch.long, device=self.images.device)
         if self._rows is None or not self._rows[0] <= step < self._rows[0] + self.prefetch:
             # Many steps at once: one Python loop over members per ``prefetch`` steps, not per step.
-            batch = self.streams[0].batch_size
-            self._rows = (step, torch.stack([s.stream_rows(step, self.prefetch).view(self.prefetch, batch)
+            self._rows = (step, torch.stack([s.stream_rows(step, self.prefetch).view(self.prefetch, -1)
                                              for s in self.streams]).to(self.images.device))
         return self._rows[1][:, step - self._rows[0]]
 
     def batch(self, step: int) -> torch.Tensor:
         x = self.images[self.rows(step)]
-        if self.binarize:
+        if self.binarize and self.group_generator is not None:
+            x = torch.bernoulli(x, generator=self.group_generator)
+        elif self.binarize:
             x = torch.stack([torch.bernoulli(x[k], generator=g) for k, g in enumerate(self.generators)])
         return x
 
@@ -74,6 +82,6 @@ class MemberBatches:
         """Keep the members at positions ``keep``, as StackedVAE.remove_members does."""
         keep = list(keep)
         self.streams = [self.streams[i] for i in keep]
-        self.generators = [self.generators[i] for i in keep]
+        self.generators = [self.generators[i] for i in keep] if self.generators else []
         if self._rows is not None:
             self._rows = (self._rows[0], self._rows[1][torch.tensor(keep, dtype=torch.long)])
