@@ -40,11 +40,12 @@ def wandb_mode(requested: str) -> str:
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False,
-                  resume_step: int | None = None) -> list:
+                  resume_step: int | None = None, concurrent: bool = False) -> list:
     """The history CSV (always: reports read curves from it), plus W&B when logger=wandb.
 
     When a run resumes from a checkpoint at ``resume_step``, both continue where it left off:
-    the CSV keeps its rows before that step, and W&B continues the same run.
+    the CSV keeps its rows before that step, and W&B continues the same run. ``concurrent``: this
+    run's W&B run is one of several open at once in this process (a fused group's members).
     """
     from lightning.pytorch.loggers import CSVLogger
 
@@ -56,7 +57,8 @@ def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str |
         loggers.append(csv_logger)
     if cfg.logger.kind == "wandb":
         previous = previous_wandb_run_id(output_dir) if resume_step is not None else None
-        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet, run_id=previous))
+        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet, run_id=previous,
+                                          concurrent=concurrent))
     return loggers
 
 
@@ -96,18 +98,21 @@ def previous_wandb_run_id(output_dir: Path) -> str | None:
 
 
 def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool,
-                       run_id: str | None = None):
+                       run_id: str | None = None, concurrent: bool = False):
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(cfg.logger.mode)
     import wandb
 
     config = redact(OmegaConf.to_container(cfg, resolve=True))
+    # reinit="create_new" (wandb >= 0.19): a new run beside the open ones, not set as wandb.run, so
+    # Lightning's WandbLogger does not reuse another member's run either.
+    settings = wandb.Settings(silent=quiet, reinit="create_new") if concurrent else wandb.Settings(silent=quiet)
     logger = WandbLogger(
         project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
         group=cfg.logger.group or group, job_type=cfg.logger.job_type,
         tags=redact(list(cfg.logger.tags)), save_dir=str(output_dir), offline=(mode == "offline"),
-        mode=mode, config=config, log_model=False, settings=wandb.Settings(silent=quiet), id=run_id,
+        mode=mode, config=config, log_model=False, settings=settings, id=run_id,
     )
     # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
     logger._wandb_init.pop("anonymous", None)
