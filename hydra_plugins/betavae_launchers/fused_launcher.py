@@ -33,6 +33,10 @@ class FusedLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         return self.impl.launch(job_overrides, initial_job_idx)
 
+    @property
+    def fuse(self) -> Optional[int]:
+        return self.impl.fuse
+
     def launch_numbered(self, job_overrides, job_numbers, on_return=None):
         """Several jobs with given job numbers, each return handed to ``on_return(i, ret)`` as it
         ends: what a sweeper asking for several trials at once needs (sweeper/optuna_sweeper.py)."""

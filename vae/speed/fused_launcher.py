@@ -194,6 +194,8 @@ class FusedLauncherImpl:
         for i, job in enumerate(jobs):
             job.start()
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)   # logs as a job's
+        for name in ("lightning.pytorch", "lightning.fabric"):   # as train() without a progress bar
+            logging.getLogger(name).setLevel(logging.WARNING)
         try:
             with jobs[0].active():
                 datamodule = build_datamodule(jobs[0].task_cfg)

@@ -28,10 +28,16 @@ def _set(progress, **values) -> None:
             setattr(part, key, value)
 
 
+_trainer: L.Trainer | None = None     # only its loop objects are used; built once per process
+
+
 def loop_states(step: int, group: int, iterations_per_epoch: int) -> tuple[int, dict]:
     """(epoch, Lightning's ``loops`` entry) after ``step`` optimiser steps in groups of ``group``."""
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, max_steps=max(step, 1))
+    global _trainer
+    if _trainer is None:
+        _trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer = _trainer
     iterations = step // group
     epoch = max(iterations - 1, 0) // iterations_per_epoch
     in_epoch = iterations - epoch * iterations_per_epoch
