@@ -196,3 +196,12 @@ def test_optuna_sweeper_launches_trials_together_and_prunes_members_alone(tmp_pa
         else:
             assert t.state == TrialState.COMPLETE and list(t.intermediate_values) == [15, 30]
             assert rec["status"] == "completed" and t.value == pytest.approx(rec["metrics"]["val/neg_elbo"])
+
+
+# --- Hydra's own launcher test suite: jobs that cannot fuse (Hydra's apps) run as basic would --
+from hydra.test_utils.launcher_common_tests import LauncherTestSuite  # noqa: E402
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("fused", [])])
+class TestFusedLauncherHydraSuite(LauncherTestSuite):
+    ...
