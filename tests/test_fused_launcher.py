@@ -106,11 +106,12 @@ def test_a_diverging_member_fails_alone_and_unfusible_jobs_run_on_their_own(tmp_
     out = result.stderr + result.stdout
     assert "1 fused group(s) of 2, 2 on their own" in out and "networks" in out
     by_run = {record(j)["run_name"]: record(j) for j in jobs_of(sweep_dir)}
-    assert by_run["model=mlp,model.optimizer.lr=0.001"]["status"] == "completed"
-    failed = by_run["model=mlp,model.optimizer.lr=1000000.0"]
+    # Run names are Hydra's override_dirname (keys sorted).
+    assert by_run["model.optimizer.lr=0.001,model=mlp"]["status"] == "completed"
+    failed = by_run["model.optimizer.lr=1000000.0,model=mlp"]
     assert failed["status"] == "failed" and "DivergedError: loss became nan at step" in failed["error"]
-    assert by_run["model=conv,model.optimizer.lr=0.001"]["status"] == "completed"
-    assert by_run["model=conv,model.optimizer.lr=0.001"]["params"]["model"] == "conv"
+    assert by_run["model.optimizer.lr=0.001,model=conv"]["status"] == "completed"
+    assert by_run["model.optimizer.lr=0.001,model=conv"]["params"]["model"] == "conv"
 
 
 # --- kill and resume ---------------------------------------------------------------------------
