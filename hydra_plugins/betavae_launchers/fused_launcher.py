@@ -19,7 +19,8 @@ class FusedLauncherConf:
     _target_: str = "hydra_plugins.betavae_launchers.fused_launcher.FusedLauncher"
     # Most members in one stack; null: every fusible job of the launch in one group.
     fuse: Optional[int] = None
-    # torch threads of a fused group; null: every usable core (measured faster: benchmarks/fused.py).
+    # torch threads of a fused group; null: 1 or every usable core, whichever trains the group's
+    # first steps faster (measured each time: it depends on the machine's load).
     torch_threads: Optional[int] = None
 
 

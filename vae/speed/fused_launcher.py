@@ -184,10 +184,11 @@ class FusedLauncherImpl:
 
         from vae.preflight import build_datamodule
         from vae.speed.fused_run import FusedMember
-        from vae.speed.fused_training import train_group
+        from vae.speed.fused_training import ThreadProbe, train_group
 
         started = time.perf_counter()
-        torch.set_num_threads(self.torch_threads or usable_cores())
+        # null: measured on the group's first steps (ThreadProbe); on a GPU the threads barely matter.
+        torch.set_num_threads(self.torch_threads or 1)
         configs = [job.config for job in jobs]
         position = {id(job): i for i, job in enumerate(jobs)}
         members = []
@@ -212,4 +213,5 @@ class FusedLauncherImpl:
             except Exception as exc:   # noqa: BLE001 - this member's config: it fails alone
                 on_return(i, job.end(error=exc))
         if members:
-            train_group(members, datamodule, device, lambda m, ret: on_return(position[id(m.job)], ret))
+            probe = ThreadProbe(usable_cores()) if self.torch_threads is None and device.type == "cpu" else None
+            train_group(members, datamodule, device, lambda m, ret: on_return(position[id(m.job)], ret), probe)

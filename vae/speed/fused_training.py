@@ -13,6 +13,7 @@ rerun with ``ckpt_path=last`` resumes every member from them.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -28,6 +29,44 @@ from vae.speed.stacked_vae import StackedVAE
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 0    # evaluation noise: its own generator, never a member's training stream
+PROBE_STEPS = 8  # steps timed on each thread count when the launcher's torch_threads is null
+
+
+class ThreadProbe:
+    """Chooses the group's torch threads by timing its own first steps: PROBE_STEPS on 1 thread,
+    PROBE_STEPS on every usable core, then the faster. Why measured and not fixed: on an idle
+    2-core machine a stack of 6 trains ~1.5x faster on 2 threads (GUIDE), but when the other
+    core is busy two threads can make small matmuls many times slower."""
+
+    def __init__(self, cores: int):
+        self.plan = [1, cores]
+        self.times: dict[int, float] = {}
+        self.chosen: int | None = None if cores > 1 else 1
+        self._start: float | None = None
+        self._steps = 0
+
+    def before(self) -> None:
+        if self.chosen is not None:
+            return
+        if self._steps == 0:
+            torch.set_num_threads(self.plan[len(self.times)])
+            self._start = time.perf_counter()
+
+    def after(self) -> None:
+        if self.chosen is not None:
+            return
+        self._steps += 1
+        elapsed = time.perf_counter() - self._start
+        # A candidate already slower than a finished one is stopped there (as its full time).
+        slower = bool(self.times) and elapsed > min(self.times.values())
+        if self._steps == PROBE_STEPS or slower:
+            self.times[self.plan[len(self.times)]] = elapsed * PROBE_STEPS / self._steps
+            self._steps = 0
+            if len(self.times) == len(self.plan):
+                self.chosen = min(self.times, key=self.times.get)
+                torch.set_num_threads(self.chosen)
+                log.info("fused group: %s; using %d thread(s)", ", ".join(
+                    f"{n} thread(s) {1000 * t / PROBE_STEPS:.0f} ms/step" for n, t in self.times.items()), self.chosen)
 
 
 def _schedule(cfg: DictConfig, member: FusedMember) -> dict:
@@ -39,9 +78,9 @@ def _schedule(cfg: DictConfig, member: FusedMember) -> dict:
 
 
 def train_group(members: Sequence[FusedMember], datamodule, device: torch.device,
-                on_return: Callable[[FusedMember, object], None]) -> None:
+                on_return: Callable[[FusedMember, object], None], probe: ThreadProbe | None = None) -> None:
     """Train the members (all prepared, all at the same resume step) to the end; each member's
-    JobReturn is handed to ``on_return`` as soon as it ends."""
+    JobReturn is handed to ``on_return`` as soon as it ends. ``probe``: choose the threads."""
     cfg = members[0].cfg
     plan = _schedule(cfg, members[0])
     start = members[0].resume["step"] if members[0].resume else 0
@@ -69,7 +108,11 @@ def train_group(members: Sequence[FusedMember], datamodule, device: torch.device
     step = start
     try:
         for step in range(start, plan["max_steps"]):
+            if probe is not None and step > start:      # the first step pays one-off allocations
+                probe.before()
             result = stack.train_step(batches.batch(step))
+            if probe is not None and step > start:
+                probe.after()
             if result.diverged:
                 batches.remove_members(result.kept)
                 for pos, member_id in enumerate(result.member_ids):
