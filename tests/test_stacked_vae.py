@@ -82,7 +82,7 @@ def test_padded_members_compute_their_solo_loss_gradients_and_updates():
     assert stack.weights[first_decoder][2][2:].abs().max() == 0
 
 
-def test_member_checkpoints_load_into_solo_models_and_stack_back():
+def test_member_checkpoints_load_into_solo_models_and_a_stack_resumes_from_them_exactly():
     models = [solo(*m, seed=k) for k, m in enumerate(MEMBERS)]
     stack = StackedVAE.from_members(models, generators(range(4)))
     batches = MemberBatches(binary_images(200), 16, seeds=range(4), generators=stack.generators)
@@ -105,10 +105,15 @@ def test_member_checkpoints_load_into_solo_models_and_stack_back():
         optimizer.load_state_dict(stack.member_optimizer_state_dict(k))
         restored.append(member)
         optimizer_states.append(optimizer.state_dict())
-    again = StackedVAE.from_members(restored, generators(range(4)), optimizer_states=optimizer_states)
+    # Resume, as after a kill: solo checkpoints, the generators' states, the step to continue at.
+    resumed_generators = [torch.Generator().set_state(g.get_state()) for g in stack.generators]
+    again = StackedVAE.from_members(restored, resumed_generators, optimizer_states=optimizer_states)
+    again_batches = MemberBatches(binary_images(200), 16, seeds=range(4), generators=resumed_generators)
+    for step in range(3, 6):
+        stack.train_step(batches.batch(step))
+        again.train_step(again_batches.batch(step))
     for a, b in zip(stack.parameters(), again.parameters()):
         assert torch.equal(a, b)
-    for a, b in zip(stack.parameters(), again.parameters()):
         for key in ("exp_avg", "exp_avg_sq", "step"):
             assert torch.equal(stack.optimizer.state[a][key], again.optimizer.state[b][key])
 
