@@ -179,7 +179,7 @@ def test_members_match_solo_runs_of_the_same_config(tmp_path):
 @pytest.mark.slow
 def test_optuna_sweeper_launches_trials_together_and_prunes_members_alone(tmp_path):
     db = tmp_path / "optuna.db"
-    result = run_cli("hparams_search=optuna_nll", *FUSED, "logger=csv", "report.enabled=false",
+    result = run_cli("-m", "hparams_search=optuna_nll", *FUSED, "logger=csv", "report.enabled=false",
                      f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage=sqlite:///{db}",
                      "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=4",
                      "beta=choice(0.5,1)", "latent_size=choice(2)", "model.optimizer.lr=choice(1e-3,1e-9)",
