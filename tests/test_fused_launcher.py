@@ -181,7 +181,7 @@ def test_optuna_sweeper_launches_trials_together_and_prunes_members_alone(tmp_pa
     db = tmp_path / "optuna.db"
     result = run_cli("-m", "hparams_search=optuna_nll", *FUSED, "logger=csv", "report.enabled=false",
                      f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.storage=sqlite:///{db}",
-                     "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=4",
+                     "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=4", "hydra.sweeper.zero_below=null",
                      "beta=choice(0.5,1)", "latent_size=choice(2)", "model.optimizer.lr=choice(1e-3,1e-9)",
                      # lr=1e-9 leaves −ELBO at its start (~545 nats); 1e-3 reaches ~400 by step 15
                      "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=480", timeout=900)
