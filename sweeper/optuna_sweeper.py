@@ -418,6 +418,10 @@ class OptunaSweeperImpl(Sweeper):
 
     # --- the loop ------------------------------------------------------------------------------
     def _run_slots(self, slots: int, space: SearchSpace, objective_keys: Optional[list[str]], n_trials: int) -> None:
+        if hasattr(self.launcher, "launch_numbered"):   # hydra/launcher=fused: trials launched together
+            self._run_together(space, objective_keys, n_trials)
+            return
+
         def work() -> None:
             try:
                 while not self._stop.is_set():
@@ -448,6 +452,51 @@ class OptunaSweeperImpl(Sweeper):
                 if trial._trial_id in self._inflight:
                     self._mark_interrupted(trial, "KeyboardInterrupt")
             raise
+
+    def _run_together(self, space: SearchSpace, objective_keys: Optional[list[str]], n_trials: int) -> None:
+        """A launcher that trains several jobs as one (hydra/launcher=fused) gets up to its ``fuse``
+        size (else n_jobs) trials per launch; each result is told as the launcher hands it back
+        (a pruned or diverged member ends before its group does)."""
+        from contextlib import ExitStack
+
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        size = max(1, int(getattr(self.launcher, "fuse", None) or self.n_jobs))
+        while not self._stop.is_set():
+            trials = []
+            while len(trials) < size and (trial := self._start_trial(space, n_trials)) is not None:
+                trials.append(trial)
+            if not trials:
+                return
+            told: set[int] = set()
+
+            def on_return(i: int, ret: JobReturn) -> None:
+                with self._returns_lock:
+                    self._returns.append((trials[i].number, ret))
+                output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
+                if output_dir:
+                    trials[i].set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
+                self._record(trials[i], ret, objective_keys)
+                told.add(i)
+
+            try:
+                jobs = []
+                for trial in trials:
+                    overrides = self._trial_overrides(trial, space)
+                    trial.set_user_attr("overrides", overrides)
+                    log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
+                    jobs.append(overrides + self._identity_overrides(trial))
+                with ExitStack() as beats:
+                    for trial in trials:
+                        beats.enter_context(get_heartbeat_thread(trial._trial_id, self.study._storage))
+                    self.launcher.launch_numbered(jobs, [t.number for t in trials], on_return)
+            except BaseException as exc:
+                for i, trial in enumerate(trials):
+                    if i not in told:
+                        self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {_one_line(exc)}",
+                                   interrupted=True)
+                raise
+            self._check_failure_budget(n_trials)
 
     def _start_trial(self, space: SearchSpace, n_trials: int) -> Optional[optuna.Trial]:
         with self.lock.hold():

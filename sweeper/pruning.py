@@ -51,9 +51,16 @@ class OptunaPruning(L.Callback):
         value = float(value)
         if not math.isfinite(value):
             return                          # the run's own divergence check reports this one
+        self.report(trainer.global_step, value)
+
+    def report(self, step: int, value: float) -> None:
+        """Report ``value`` of the monitored metric at training step ``step``; raise
+        ``optuna.TrialPruned`` if the study's pruner stops the trial. Used without a Trainer by a
+        fused group, for each member at each validation (vae/speed/fused_training.py)."""
         import optuna
 
-        step = trainer.global_step
+        if not self.can_prune or not math.isfinite(value):
+            return
         self.trial.report(value, step=step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned at step {step} "

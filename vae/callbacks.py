@@ -39,7 +39,9 @@ class ImageLogger(L.Callback):
         self.log_figures(trainer, pl_module, final=True)
 
     def draw(self, trainer: L.Trainer, model, final: bool) -> dict[str, torch.Tensor]:
-        datamodule = trainer.datamodule
+        return self.draw_from(trainer.datamodule, model, final)
+
+    def draw_from(self, datamodule, model, final: bool) -> dict[str, torch.Tensor]:
         split = datamodule.split("test" if final else "val")
         examples = datamodule.as_float(split.images[: self.num_examples])
         grids = {"reconstructions": figures.reconstructions(model, examples),
@@ -57,20 +59,26 @@ class ImageLogger(L.Callback):
         return grids
 
     def log_figures(self, trainer: L.Trainer, model, final: bool) -> None:
-        if not trainer.is_global_zero or not figures.can_draw(model):
+        if not trainer.is_global_zero:
+            return
+        self.write_figures(model, trainer.datamodule, trainer.loggers, trainer.global_step, final)
+
+    def write_figures(self, model, datamodule, loggers, step: int, final: bool) -> None:
+        """Draw, save the PNGs and send them to the loggers; also called outside a Trainer (a fused
+        group's members, vae/speed/fused_run.py)."""
+        if not figures.can_draw(model):
             return
         was_training = model.training
         model.eval()
         try:
-            grids = self.draw(trainer, model, final)
+            grids = self.draw_from(datamodule, model, final)
         finally:
             model.train(was_training)
-        step = trainer.global_step
         suffix = "" if final else f"_step{step:06d}"
         paths = {name: self.output_dir / f"{name}{suffix}.png" for name in grids}
         for name, grid in grids.items():
             atomic_write_bytes(paths[name], encode_png(grid).numpy().tobytes())
-        for logger in trainer.loggers:
+        for logger in loggers:
             if isinstance(logger, WandbLogger):  # CSVLogger has no images; the PNGs above serve it
                 import wandb
 

@@ -79,11 +79,12 @@ def start_wandb(start: Callable[[str], T], mode: str, timeout: float) -> T:
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool = False,
-                  resume_step: int | None = None) -> list:
+                  resume_step: int | None = None, concurrent: bool = False) -> list:
     """The history CSV (always: reports read curves from it), plus W&B when logger=wandb.
 
     When a run resumes from a checkpoint at ``resume_step``, both continue where it left off:
-    the CSV keeps its rows before that step, and W&B continues the same run.
+    the CSV keeps its rows before that step, and W&B continues the same run. ``concurrent``: this
+    run's W&B run is one of several open at once in this process (a fused group's members).
     """
     from lightning.pytorch.loggers import CSVLogger
 
@@ -95,7 +96,8 @@ def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str |
         loggers.append(csv_logger)
     if cfg.logger.kind == "wandb":
         previous = previous_wandb_run_id(output_dir) if resume_step is not None else None
-        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet, run_id=previous))
+        loggers.append(build_wandb_logger(cfg, output_dir, run_name, group, quiet, run_id=previous,
+                                          concurrent=concurrent))
     return loggers
 
 
@@ -135,13 +137,16 @@ def previous_wandb_run_id(output_dir: Path) -> str | None:
 
 
 def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool,
-                       run_id: str | None = None):
+                       run_id: str | None = None, concurrent: bool = False):
     from lightning.pytorch.loggers import WandbLogger
 
     import wandb
 
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     timeout = float(cfg.logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT)
+    # reinit="create_new" (wandb >= 0.19): a new run beside the open ones (the members of a fused
+    # group), not set as wandb.run, so Lightning's WandbLogger does not reuse another member's run.
+    settings = wandb.Settings(silent=quiet, init_timeout=timeout, **({"reinit": "create_new"} if concurrent else {}))
 
     def start(mode: str) -> WandbLogger:
         logger = WandbLogger(
@@ -151,7 +156,7 @@ def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: 
             # mode goes to wandb.init as is. Not offline=True: Lightning then sets WANDB_MODE=dryrun
             # for the whole process, and every later job of a multirun worker would stay offline.
             mode=mode, offline=False, config=config, log_model=False, id=run_id,
-            settings=wandb.Settings(silent=quiet, init_timeout=timeout),
+            settings=settings,
         )
         # Lightning 2.6 always passes anonymous=None, which wandb 0.31 warns about on every run.
         logger._wandb_init.pop("anonymous", None)

@@ -9,7 +9,10 @@ Two directions:
   (``hydra.sweeper.trial_key``, ``TRIAL_KEY`` in this project's presets) with the fields of
   ``TRIAL_FIELDS``, and a ``_target_`` naming the Lightning callback that reports; the job
   instantiates that node as one more callback (``vae/train.py``). Stopping a run on purpose
-  (pruning) raises the exception ``is_pruned`` recognises.
+  (pruning) raises the exception ``is_pruned`` recognises. The callback also has a plain method
+  ``report(step, value)`` (value: the node's ``monitor`` metric at that training step) that raises
+  that exception when the run is to stop: a job trained without a Lightning Trainer (a member of
+  a fused group, ``hydra/launcher=fused``) calls it at each validation.
 
 Optuna user attrs the sweeper writes on trials (``ATTR_*``) are read by the report too.
 """

@@ -1,0 +1,48 @@
+"""``hydra/launcher=fused``: the config Hydra composes and the class it instantiates.
+
+The logic is in ``vae/speed/fused_launcher.py``; Hydra only discovers launchers in the
+``hydra_plugins`` namespace, hence this thin module.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+
+from vae.speed.fused_launcher import FusedLauncherImpl
+
+
+@dataclass
+class FusedLauncherConf:
+    _target_: str = "hydra_plugins.betavae_launchers.fused_launcher.FusedLauncher"
+    # Most members in one stack; null: every fusible job of the launch in one group.
+    fuse: Optional[int] = None
+    # torch threads of a fused group; null: 1 or every usable core, whichever trains the group's
+    # first steps faster (measured each time: it depends on the machine's load).
+    torch_threads: Optional[int] = None
+
+
+class FusedLauncher(Launcher):
+    def __init__(self, **kwargs: Any) -> None:
+        self.impl = FusedLauncherImpl(**kwargs)
+
+    def setup(self, **kwargs: Any) -> None:
+        self.impl.setup(**kwargs)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        return self.impl.launch(job_overrides, initial_job_idx)
+
+    @property
+    def fuse(self) -> Optional[int]:
+        return self.impl.fuse
+
+    def launch_numbered(self, job_overrides, job_numbers, on_return=None):
+        """Several jobs with given job numbers, each return handed to ``on_return(i, ret)`` as it
+        ends: what a sweeper asking for several trials at once needs (sweeper/optuna_sweeper.py)."""
+        return self.impl.launch_numbered(job_overrides, job_numbers, on_return)
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLauncherConf,
+                             provider="betavae_launchers")
