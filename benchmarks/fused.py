@@ -27,17 +27,21 @@ import argparse
 import os
 import time
 
+from functools import partial
+
 import torch
 from torch.nn import functional as F
 
 from vae.config import PROJECT_ROOT
 from vae.data.mnist import MNISTDataModule
 from vae.data.mnist_files import ensure_mnist
+from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
 from vae.speed.stacked_vae import StackedVAE
 
+MNIST_INFO = MNISTDataModule.info
 SHAPE = (1, 28, 28)
 BATCH = 64
 USED_BY = [(beta, latent) for beta in (0.0, 0.01, 1.0) for latent in (2, 10)]
@@ -102,8 +106,7 @@ def fused_training(train_x: torch.Tensor, members: list[tuple[float, int]], step
     models, generators = [], []
     for seed, (beta, latent) in enumerate(members):
         torch.manual_seed(seed)
-        models.append(BetaVAE(MLPEncoder(SHAPE, latent), MLPDecoder(SHAPE, latent), latent_size=latent,
-                              beta=beta, image_shape=SHAPE))
+        models.append(BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta))
         generators.append(member_generator(device))    # the RNG stream its solo run trains with
     stack = StackedVAE.from_members(models, generators, device=device)
     batches = MemberBatches(train_x, BATCH, seeds=range(len(members)), generators=generators)
@@ -128,8 +131,7 @@ def test_neg_elbo(encoder, decoder, test_x: torch.Tensor) -> float:
 
 
 def member_networks(stack: StackedVAE, k: int, beta: float, latent: int):
-    model = BetaVAE(MLPEncoder(SHAPE, latent), MLPDecoder(SHAPE, latent), latent_size=latent, beta=beta,
-                    image_shape=SHAPE)
+    model = BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta)
     model.load_state_dict(stack.member_state_dict(k))
     return model.encoder, model.decoder
 
@@ -201,7 +203,7 @@ def main() -> None:
     ensure_mnist(PROJECT_ROOT / "data", download=False)
     data = MNISTDataModule(data_dir=str(PROJECT_ROOT / "data"), download=False)
     data.setup()
-    train_x, test_x = data.split("train")[0], data.split("test")[0]
+    train_x, test_x = data.split("train").images, data.split("test").images
     torch.set_num_threads(1)
     lean_training(train_x, 64, 10, 1.0, 0)                            # warm-up: first-call costs
     fused_training(train_x, USED_BY, 16, usable_cores())

@@ -4,16 +4,20 @@ on the others when it diverges or is pruned."""
 
 import lightning as L
 import pytest
+from functools import partial
+
 import torch
 
 from vae.data.mnist import MNISTDataModule
 from vae.data.base import TensorBatches
+from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
 from vae.speed import stacked_evaluation as evaluation   # (its `test` is no pytest test)
 from vae.speed.stacked_vae import StackedVAE, stack_key
 
+MNIST_INFO = MNISTDataModule.info
 SHAPE = (1, 28, 28)
 # (latent size, β, reduction, lr, gradient clip): both latent sizes of the used-by sweep, both
 # loss conventions, a learning rate off Adam's default, and a member whose gradients get clipped.
@@ -23,8 +27,8 @@ MEMBERS = [(2, 1.0, "sum", 1e-3, None), (10, 0.01, "mean", 3e-4, None),
 
 def solo(latent, beta, reduction="sum", lr=1e-3, clip=None, seed=0) -> BetaVAE:
     torch.manual_seed(seed)
-    return BetaVAE(MLPEncoder(SHAPE, latent), MLPDecoder(SHAPE, latent), latent_size=latent, beta=beta,
-                   reduction=reduction, lr=lr, image_shape=SHAPE, gradient_clip_val=clip)
+    return BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta,
+                   reduction=reduction, optimizer=partial(torch.optim.Adam, lr=lr), gradient_clip_val=clip)
 
 
 def generators(seeds):
@@ -119,7 +123,7 @@ def test_member_checkpoints_load_into_solo_models_and_a_stack_resumes_from_them_
 
 
 def test_each_member_sees_its_solo_runs_batches_in_order(mnist):
-    train_x = mnist.split("train")[0]
+    train_x = mnist.split("train").images
     seeds = [0, 7, 123]
     mnist.batches_per_fetch = 4     # the solo stream is the same whatever the group size
     solo_batches = {}
@@ -214,13 +218,12 @@ def test_batched_evaluation_equals_each_members_solo_evaluation(monkeypatch):
 
 
 def test_members_of_different_architectures_are_refused():
-    conv = BetaVAE(ConvEncoder(SHAPE, 2), ConvDecoder(SHAPE, 2), latent_size=2, image_shape=SHAPE)
+    conv = BetaVAE(ConvEncoder, ConvDecoder, data=MNIST_INFO, latent_size=2)
     assert stack_key(conv) is None
     assert stack_key(solo(2, 0.0, "mean", lr=1e-4)) == stack_key(solo(10, 1.0)) is not None
     with pytest.raises(ValueError, match="MLPEncoder"):
         StackedVAE.from_members([solo(2, 1.0), conv], generators([0, 1]))
-    wider = BetaVAE(MLPEncoder(SHAPE, 2, hidden_sizes=(200, 100)), MLPDecoder(SHAPE, 2), latent_size=2,
-                    image_shape=SHAPE)
+    wider = BetaVAE(partial(MLPEncoder, hidden_sizes=(200, 100)), MLPDecoder, data=MNIST_INFO, latent_size=2)
     assert stack_key(wider) != stack_key(solo(2, 1.0))
     with pytest.raises(ValueError, match="more than the latent size"):
         StackedVAE.from_members([solo(2, 1.0), wider], generators([0, 1]))
@@ -242,7 +245,7 @@ def lean_solo_training(model: BetaVAE, train_x: torch.Tensor, seed: int, steps: 
 def test_fused_members_reach_their_solo_test_elbo(mnist):
     """Quality at a small budget: each member's test −ELBO within 2% of the same config trained
     solo, over several seeds; both evaluated by the solo model's code on the same test images."""
-    train_x, test_x = mnist.split("train")[0], mnist.split("test")[0][:1000]
+    train_x, test_x = mnist.split("train").images, mnist.split("test").images[:1000]
     configs = [(2, 1.0, "sum", 0), (10, 1.0, "sum", 1), (10, 0.01, "mean", 2), (2, 0.01, "mean", 3)]
     steps = 300
     models, noise = [], []
