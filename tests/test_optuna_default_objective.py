@@ -59,5 +59,6 @@ def test_an_objective_no_run_produces_is_one_line_before_any_trial(tmp_path):
     key = wrong.split("=")[1]
     assert lines == [f"error: objective {key} is not a metric a run produces; choose from: val/loss, val/distortion, "
                      "val/rate, val/neg_elbo, test/distortion, test/rate, test/neg_elbo, test/nll_iwae, "
-                     "test/active_units, steps, wall_time_s"]
+                     "test/active_units, steps, wall_time_s, test/mig, test/dci_disentanglement, "
+                     "test/dci_completeness, test/dci_informativeness, test/factor_vae, test/beta_vae"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []          # no study, no sweep folder, no logs

@@ -133,7 +133,9 @@ def _missing_option(exc: MissingConfigException) -> str:
     options = exc.options or re.findall(r"^\t(\S+)$", text, flags=re.M)
     if found:
         group, name = found.groups()
-        hint = difflib.get_close_matches(name, options or [], n=1)
+        # Of the close matches, the one nearest in length: "mpl" is a typo of "mlp", not "simple".
+        close = difflib.get_close_matches(name, options or [], n=3)
+        hint = sorted(close, key=lambda option: abs(len(option) - len(name)))[:1]
         suggestion = f" (did you mean {group}={hint[0]}?)" if hint else ""
         return f"{group}={name} is not an option{suggestion}; {group} must be one of: {', '.join(options or [])}"
     return _first_line(text)

@@ -34,26 +34,33 @@ class DisentanglementMetrics(L.Callback):
         self.result = None
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        datamodule = trainer.datamodule
+        scores = self.score(pl_module, trainer.datamodule)
+        if scores:
+            # Logged through the module, so they reach trainer.callback_metrics (train()'s result) and the loggers.
+            pl_module.log_dict(scores)
+
+    def score(self, model: L.LightningModule, datamodule) -> dict[str, float] | None:
+        """``test/<score>`` of ``model`` on ``datamodule``, or None where the data declares no
+        factors (or the model has no posterior). Needs no Trainer: the fused launcher calls it per
+        member. The MI matrix goes into ``model.test_results`` (the figure and metrics.json read it)."""
         info = getattr(datamodule, "info", None)
-        if info is None or not info.factors or not hasattr(pl_module, "posterior"):
-            return
+        if info is None or not info.factors or not hasattr(model, "posterior"):
+            return None
         started = time.perf_counter()
-        was_training = pl_module.training
-        pl_module.eval()
+        was_training = model.training
+        model.eval()
         try:
-            self.result = evaluate(datamodule, self._represent(pl_module, datamodule), seed=self.seed, sizes=self.sizes)
+            self.result = evaluate(datamodule, self._represent(model, datamodule), seed=self.seed, sizes=self.sizes)
         finally:
-            pl_module.train(was_training)
+            model.train(was_training)
         scores = {f"test/{k}": float(v) for k, v in self.result.scores.items()}
-        # Logged through the module, so they reach trainer.callback_metrics (train()'s result) and the loggers.
-        pl_module.log_dict(scores)
         log.info("disentanglement: %s (%.1f s)", ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in scores.items()),
                  time.perf_counter() - started)
-        results = getattr(pl_module, "test_results", None)
+        results = getattr(model, "test_results", None)
         if isinstance(results, dict):
             results["mutual_info"] = self.result.normalized_mutual_info.round(4).tolist()
             results["factor_names"] = list(info.factor_names)
+        return scores
 
     @staticmethod
     def _represent(model: L.LightningModule, datamodule):

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 FUSIBLE_MODEL = "vae.models.beta_vae.BetaVAE"
 FUSIBLE_NETWORKS = ("vae.models.networks.MLPEncoder", "vae.models.networks.MLPDecoder")
-FUSIBLE_CALLBACKS = ("lightning.pytorch.callbacks.ModelCheckpoint", "vae.callbacks.ImageLogger")
+FUSIBLE_CALLBACKS = ("lightning.pytorch.callbacks.ModelCheckpoint", "vae.callbacks.ImageLogger",
+                     "vae.metrics.callback.DisentanglementMetrics")
 # Per member: these may differ within a group. Also left out of the key: where a job writes.
 MEMBER_KEYS = ("beta", "latent_size", "seed", "loss", "ckpt_path", "hydra", "paths", "optuna", "progress_bar",
                "torch_threads", "report", "optimized_metric", "task_name")

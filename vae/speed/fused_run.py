@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from vae.atomic import atomic_write_json
 from vae.callbacks import ImageLogger
 from vae.loggers import build_loggers, describe_wandb_run
+from vae.metrics.callback import DisentanglementMetrics
 from vae.models.beta_vae import BetaVAE
 from vae.preflight import build_model, preflight
 from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
@@ -60,6 +61,7 @@ class FusedMember:
                            "status": RUNNING}
             callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
         self.images = next((cb for cb in callbacks if isinstance(cb, ImageLogger)), None)
+        self.disentanglement = next((cb for cb in callbacks if isinstance(cb, DisentanglementMetrics)), None)
         checkpoint = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint)), None)
         self.checkpoint_path = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint is not None else None
         self.val: dict = {}
@@ -104,7 +106,13 @@ class FusedMember:
 
     # --- the end: completed, failed or pruned ----------------------------------------------
     def complete(self, test: dict, step: int, datamodule, state_dict: dict):
-        metrics = {**{f"test/{k}": v for k, v in test.items()}, **self.val,
+        scores = {}
+        if self.disentanglement is not None:   # on data with factors, as a solo run's test phase does
+            model = self.load_into_model(state_dict)
+            model.test_results = {}
+            scores = self.disentanglement.score(model, datamodule) or {}
+            scores |= {f"test/{k}": v for k, v in model.test_results.items()}
+        metrics = {**{f"test/{k}": v for k, v in test.items()}, **scores, **self.val,
                    "steps": step, "wall_time_s": round(time.perf_counter() - self.started, 3)}
         self.log({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, float)}, step)
         self.figures(state_dict, datamodule, step, final=True)
