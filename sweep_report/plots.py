@@ -2,6 +2,9 @@
 
 Each function takes the sweep's runs and draws one figure; none of them reads files except the
 runs' own PNGs and history (through ``Run``).
+
+Over 300 lines: the grid figures (heatmap, mosaics) and the rate–distortion plane share the β ×
+latent-size grid and its binning (``make_grid``); study and disentanglement figures have their own modules.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Everything a report shows is read here, and only here, from what the runs left on disk:
 ``metrics.json`` (params, status, metrics), ``csv/metrics.csv`` (history), ``images/*.png``.
+Over 300 lines because that reading is one concern: a multirun folder and a study give the same records.
 A job folder with only ``.hydra/`` crashed hard or is still running; a job the sweep lists
 but never started has no folder at all. Both are kept as ``missing`` rows, never dropped.
 """

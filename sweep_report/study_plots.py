@@ -1,7 +1,8 @@
 """The figures of an Optuna study, drawn with matplotlib like ``plots`` (PNG bytes): parameter
 importance, parallel coordinates, the optimisation history and, for several objectives, the
 Pareto front. Each stays readable at 200 trials: only the best trials (or the Pareto front) carry
-labels, the rest are thin lines or small points.
+labels, the rest are thin lines or small points. Over 300 lines: the four figures share one
+colour scale, one way of marking pruned and failed trials and one labelling rule.
 
 Why not ``optuna.visualization.matplotlib``: it is experimental, draws pruned and failed trials
 not at all (or as completed ones), and labels nothing; the report needs all three.

@@ -1,5 +1,10 @@
 """A Hydra sweeper on current Optuna: the logic behind ``hydra/sweeper=optuna``.
 
+Over 300 lines: the sweep loop (slots asking, launching, telling; dead workers; the budget) shares
+one study, one lock and one set of in-flight trials. What stands alone lives beside it: which trials
+count (trials.py), turning a result into values (objective.py), the results file (results.py),
+upstream compatibility (upstream.py), storages (storage.py, reconnect.py).
+
 What it does beyond the released ``hydra-optuna-sweeper`` (1.3, Optuna < 3):
 
 - No blocking batches. Each of ``n_jobs`` worker slots asks Optuna for a trial, launches it as a
@@ -23,8 +28,6 @@ What it does beyond the released ``hydra-optuna-sweeper`` (1.3, Optuna < 3):
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import socket
 import threading
@@ -43,11 +46,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from sweeper.objective import is_numeric, objective_values
+from sweeper.results import write_results
 from sweeper.search_space import SearchSpace, format_value, parse_search_space
+from sweeper.trials import counts_toward_budget, is_failure, one_line, process_alive
+from sweeper.upstream import search_space_from_config
 from sweeper.workers import joblib_workers, limit_workers
 from sweeper.reconnect import StorageUnavailableError
 from sweeper.storage import BudgetLock, build_storage, parse_storage
-from vae.atomic import atomic_write_text
 from vae.protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
                           ATTR_SURPLUS, ATTR_WORKER)
 from vae.errors import ConfigError, UserError
@@ -64,7 +70,6 @@ def _quiet_optuna_warnings():
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return ctx
 
-RESULTS_FILE = "optimization_results.yaml"
 REPORTING_CALLBACK = "sweeper.pruning.OptunaPruning"   # what a trial's job reports through
 # Clocks of machines sharing a server storage differ a little; see _fail_dead_trials.
 ORPHAN_MARGIN_S = 5.0
@@ -72,59 +77,6 @@ ORPHAN_MARGIN_S = 5.0
 
 class SweepFailedError(UserError):
     """Too many trials failed (``max_failure_rate``)."""
-
-
-# --- which trials count ------------------------------------------------------------------
-def is_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(ATTR_INTERRUPTED))
-
-
-def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
-    if trial.state == TrialState.WAITING or trial.user_attrs.get(ATTR_SURPLUS):
-        return False
-    return not is_interrupted(trial)
-
-
-def is_failure(trial: optuna.trial.FrozenTrial) -> bool:
-    """A failed run. A job that ran but returned nothing (``no_objective``, e.g. Hydra's test
-    apps, or a task that is not an objective) is FAIL for Optuna but is not a failed run."""
-    return (trial.state == TrialState.FAIL and counts_toward_budget(trial)
-            and not trial.user_attrs.get(ATTR_NO_OBJECTIVE))
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _search_space_from_config(search_space: Mapping[str, Any]) -> dict[str, str]:
-    """The upstream plugin's deprecated ``search_space:`` dicts, as sweep strings."""
-    out = {}
-    for name, spec in search_space.items():
-        kind = str(spec.get("type", "")).split(".")[-1]
-        if kind == "categorical":
-            out[name] = "choice(" + ",".join(format_value(c) for c in spec["choices"]) + ")"
-        elif kind in ("int", "float"):
-            low, high = spec["low"], spec["high"]
-            low, high = (int(low), int(high)) if kind == "int" else (float(low), float(high))
-            if spec.get("step") is not None and not spec.get("log"):
-                out[name] = f"range({low},{high},{spec['step']})"
-            else:
-                inner = f"interval({low},{high})" if kind == "float" else f"int(interval({low},{high}))"
-                out[name] = f"tag(log,{inner})" if spec.get("log") else inner
-        else:
-            raise ConfigError(f"hydra.sweeper.search_space.{name}.type={kind} is not one of: int, float, categorical")
-    return out
 
 
 def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[str],
@@ -139,11 +91,6 @@ def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[st
     except optuna.exceptions.DuplicatedStudyError:
         return False, str(name)
     return True, storage.get_study_name_from_id(study_id)
-
-
-def motpe_sampler(n_ehvi_candidates: int = 24, **kwargs: Any) -> optuna.samplers.TPESampler:
-    """Upstream's ``sampler=motpe`` on Optuna 5, where TPESampler handles several objectives."""
-    return optuna.samplers.TPESampler(n_ei_candidates=n_ehvi_candidates, **kwargs)
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -215,7 +162,7 @@ class OptunaSweeperImpl(Sweeper):
         params = dict(self.params or {})
         if self.search_space:
             log.warning("hydra.sweeper.search_space is deprecated (as upstream); use hydra.sweeper.params")
-            params = {**_search_space_from_config(self.search_space), **params}
+            params = {**search_space_from_config(self.search_space), **params}
         space = parse_search_space(params, arguments, self.zero_below)
         directions = self._directions()
         objective_keys = self._objective_keys(directions)
@@ -276,7 +223,7 @@ class OptunaSweeperImpl(Sweeper):
 
         self._run_slots(slots, space, objective_keys, n_trials)
         if not isinstance(self._abort, StorageUnavailableError):   # nothing to read the results from
-            self.write_results(space, objective_keys)
+            write_results(self.study, space, objective_keys, self.spec.url, self.sweep_dir)
         if self._abort is not None:
             raise self._abort
         with self._returns_lock:
@@ -385,7 +332,7 @@ class OptunaSweeperImpl(Sweeper):
             pid = int(worker.get("pid", -1))
             # Same host and the process is gone, or it is this process's pid but not one of our
             # trials (a restarted container can hand the dead sweeper's pid to us).
-            dead_here = worker.get("host") == host and (pid == os.getpid() or not _process_alive(pid))
+            dead_here = worker.get("host") == host and (pid == os.getpid() or not process_alive(pid))
             # Asked, but its worker never recorded itself: it lost the storage between the two calls
             # (and gave up after reconnect_timeout) or died there. A live worker records itself at
             # once, and has no heartbeat yet for Optuna's test either.
@@ -493,7 +440,7 @@ class OptunaSweeperImpl(Sweeper):
             except BaseException as exc:
                 for i, trial in enumerate(trials):
                     if i not in told:
-                        self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {_one_line(exc)}",
+                        self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {one_line(exc)}",
                                    interrupted=True)
                 raise
             self._check_failure_budget(n_trials)
@@ -559,7 +506,7 @@ class OptunaSweeperImpl(Sweeper):
                 ret = self.launcher.launch([job_overrides], initial_job_idx=trial.number)[0]
         except BaseException as exc:
             # The launch itself broke (Ctrl-C, a composition error, a launcher failure).
-            self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {_one_line(exc)}", interrupted=True)
+            self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {one_line(exc)}", interrupted=True)
             raise
         with self._returns_lock:
             self._returns.append((trial.number, ret))
@@ -577,14 +524,14 @@ class OptunaSweeperImpl(Sweeper):
             self._tell(trial, TrialState.PRUNED, None)
             return
         except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the sweep goes on
-            self._tell(trial, TrialState.FAIL, None, reason=_one_line(exc))
+            self._tell(trial, TrialState.FAIL, None, reason=one_line(exc))
             return
         if objective_keys is None and isinstance(value, Mapping):
             self._tell(trial, TrialState.FAIL, None, reason="the task returned a dict but no "
                        "hydra.sweeper.objective names its key(s)")
             raise ConfigError(f"the task returns a dict of metrics; set hydra.sweeper.objective to the "
                               f"key(s) to optimise, one of: {', '.join(sorted(map(str, value))[:10])}")
-        if objective_keys is None and not self._numeric(value):
+        if objective_keys is None and not is_numeric(value):
             # The job ran fine but gave nothing to optimise (Hydra's own test apps return None or
             # strings): FAIL for Optuna, but not a failed run for max_failure_rate.
             trial.set_user_attr(ATTR_NO_OBJECTIVE, True)
@@ -592,38 +539,11 @@ class OptunaSweeperImpl(Sweeper):
                        "(return a float, or a dict and set hydra.sweeper.objective)")
             return
         try:
-            values = self._values(value, objective_keys)
+            values = objective_values(value, objective_keys, len(self._directions()))
         except ValueError as exc:
             self._tell(trial, TrialState.FAIL, None, reason=str(exc))
             return
         self._tell(trial, TrialState.COMPLETE, values)
-
-    @staticmethod
-    def _numeric(value: Any) -> bool:
-        items = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
-        return bool(items) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items)
-
-    def _values(self, value: Any, keys: Optional[list[str]]) -> list[float]:
-        if keys is not None:
-            if not isinstance(value, Mapping):
-                raise ValueError(f"hydra.sweeper.objective={keys} needs the task to return a dict; it returned {value!r}")
-            missing = [k for k in keys if k not in value]
-            if missing:
-                raise ValueError(f"the task's result has no {missing}; it has {sorted(value)[:12]}")
-            raw = [value[k] for k in keys]
-        else:
-            raw = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
-        try:
-            values = [float(v) for v in raw]
-        except (TypeError, ValueError):
-            raise ValueError(f"the objective must be numbers; got {raw!r}") from None
-        if len(values) != len(self._directions()):
-            raise ValueError(f"the task returned {len(values)} objective value(s) for "
-                             f"{len(self._directions())} direction(s)")
-        bad = [f"{k}={v}" for k, v in zip(keys or ["objective"] * len(values), values) if not math.isfinite(v)]
-        if bad:
-            raise ValueError(f"objective is not finite ({', '.join(bad)}): the run diverged")
-        return values
 
     def _tell(self, trial: optuna.Trial, state: TrialState, values: Optional[list[float]],
               reason: Optional[str] = None, interrupted: bool = False) -> None:
@@ -654,33 +574,3 @@ class OptunaSweeperImpl(Sweeper):
                 f"{failures[-1].number}: {last}")
 
     # --- results -------------------------------------------------------------------------------
-    def write_results(self, space: SearchSpace, objective_keys: Optional[list[str]]) -> None:
-        """``optimization_results.yaml`` in the sweep dir: the best trial, or the Pareto set."""
-        study = self.study
-        trials = study.get_trials(deepcopy=False)
-        states = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
-
-        def job_params(t: optuna.trial.FrozenTrial) -> dict:
-            return {k: space.job_value(k, v) for k, v in t.params.items()}
-
-        def summary(t: optuna.trial.FrozenTrial) -> dict:
-            return {"number": t.number, "params": job_params(t), "values": list(t.values),
-                    "output_dir": t.user_attrs.get(ATTR_OUTPUT_DIR)}
-
-        result: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "storage": self.spec.url,
-                                  "directions": [d.name.lower() for d in study.directions],
-                                  "objective": objective_keys, "trials": states,
-                                  "interrupted": sum(is_interrupted(t) for t in trials)}
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if len(study.directions) == 1:
-            best = study.best_trial if complete else None
-            result.update(best_params=job_params(best) if best else None,
-                          best_value=best.value if best else None,
-                          best_trial=summary(best) if best else None)
-        else:
-            front = study.best_trials if complete else []
-            result["solutions"] = [summary(t) for t in sorted(front, key=lambda t: t.number)]
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(result)))
-        log.info("Trials by state %s; results in %s", {k: v for k, v in states.items() if v},
-                 self.sweep_dir / RESULTS_FILE)

@@ -422,7 +422,8 @@ def test_rate_distortion_preset_writes_a_pareto_front(tmp_path):
 def test_worker_losing_the_race_for_the_last_trial_on_a_server_rdb_records_surplus(tmp_path):
     """Server RDBs have no shared lock file: two workers may both see one free slot. Simulated:
     another worker starts a trial between this worker's count and its ask."""
-    from sweeper.optuna_sweeper import OptunaSweeperImpl, counts_toward_budget
+    from sweeper.optuna_sweeper import OptunaSweeperImpl
+    from sweeper.trials import counts_toward_budget
     from sweeper.storage import BudgetLock, StorageSpec
 
     study = optuna.create_study(study_name="race", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")

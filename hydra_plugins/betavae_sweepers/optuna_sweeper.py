@@ -70,7 +70,7 @@ class NSGAIISamplerConfig(SamplerConfig):
 class MOTPESamplerConfig(SamplerConfig):
     """Upstream's ``motpe``: Optuna 4 removed MOTPESampler (TPESampler does several objectives)."""
 
-    _target_: str = "sweeper.optuna_sweeper.motpe_sampler"
+    _target_: str = "sweeper.upstream.motpe_sampler"
     consider_prior: Optional[bool] = None
     prior_weight: Optional[float] = None
     consider_magic_clip: Optional[bool] = None

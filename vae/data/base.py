@@ -18,7 +18,7 @@ memory, so batches are index slices of one tensor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 

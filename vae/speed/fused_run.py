@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig
+
 
 from vae.atomic import atomic_write_json
 from vae.callbacks import ImageLogger
