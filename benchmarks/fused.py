@@ -42,6 +42,7 @@ from vae.speed.member_batches import MemberBatches, member_generator
 from vae.speed.stacked_vae import StackedVAE
 
 MNIST_INFO = MNISTDataModule.info
+ADAM = partial(torch.optim.Adam, lr=1e-3)   # the seed model's optimiser
 SHAPE = (1, 28, 28)
 BATCH = 64
 USED_BY = [(beta, latent) for beta in (0.0, 0.01, 1.0) for latent in (2, 10)]
@@ -106,7 +107,7 @@ def fused_training(train_x: torch.Tensor, members: list[tuple[float, int]], step
     models, generators = [], []
     for seed, (beta, latent) in enumerate(members):
         torch.manual_seed(seed)
-        models.append(BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta))
+        models.append(BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta, optimizer=ADAM))
         generators.append(member_generator(device))    # the RNG stream its solo run trains with
     stack = StackedVAE.from_members(models, generators, device=device)
     batches = MemberBatches(train_x, BATCH, seeds=range(len(members)), generators=generators)
@@ -131,7 +132,7 @@ def test_neg_elbo(encoder, decoder, test_x: torch.Tensor) -> float:
 
 
 def member_networks(stack: StackedVAE, k: int, beta: float, latent: int):
-    model = BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta)
+    model = BetaVAE(MLPEncoder, MLPDecoder, data=MNIST_INFO, latent_size=latent, beta=beta, optimizer=ADAM)
     model.load_state_dict(stack.member_state_dict(k))
     return model.encoder, model.decoder
 
