@@ -35,7 +35,6 @@ from torch.nn import functional as F
 from vae.config import PROJECT_ROOT
 from vae.data.mnist import MNISTDataModule
 from vae.data.mnist_files import ensure_mnist
-from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator

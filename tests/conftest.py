@@ -97,3 +97,12 @@ def fresh_postgres(postgres_server, request) -> str:
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
     return postgres_server.create_database(name)
+
+
+def png_size(path) -> tuple[int, int]:
+    """(height, width) of a figure a run wrote, after checking it is not blank."""
+    from torchvision.io import decode_png, read_file
+
+    image = decode_png(read_file(str(path)))
+    assert image.float().std() > 10, path                          # not blank
+    return tuple(image.shape[1:])

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torchvision.io import decode_png, read_file
 
-from conftest import run_cli
+from conftest import png_size, run_cli
 from vae.data.base import factor_grid_index
 from vae.data.shapes import SHAPES, ShapesDataModule, grid_factors, render
 from vae.errors import ConfigError
@@ -98,12 +97,6 @@ def test_a_bad_setting_is_one_line_before_anything_is_written(make_cfg, tmp_path
         preflight(cfg)
     assert expected in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "run").exists()
-
-
-def png_size(path) -> tuple[int, int]:
-    image = decode_png(read_file(str(path)))
-    assert image.float().std() > 10, path                          # not blank
-    return tuple(image.shape[1:])
 
 
 @pytest.mark.parametrize("model", ["mlp", "conv"])

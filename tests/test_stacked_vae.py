@@ -10,7 +10,6 @@ import torch
 
 from vae.data.mnist import MNISTDataModule
 from vae.data.base import TensorBatches
-from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
