@@ -24,15 +24,32 @@ def worker_preparation(cfg) -> dict:
             "wandb_mode": logger.get("mode") if logger.get("kind") == "wandb" else None}
 
 
-def prepare_worker(data: dict | None = None, wandb_mode: str | None = None) -> None:
+def components(cfg):
+    """The parts of a composed job config that ``check_components`` builds, resolved here (a worker
+    has neither Hydra's state nor this project's resolvers), as a DictConfig a worker can take."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({key: OmegaConf.to_container(cfg[key], resolve=True)
+                             for key in ("data", "model", "trainer") if cfg.get(key) is not None})
+
+
+def prepare_worker(data: dict | None = None, wandb_mode: str | None = None, checks: list | None = None) -> None:
     """``data``: the data config of the sweep's jobs (loaded only if its files are already there:
-    fetching them is the job's work, with its error messages). ``wandb_mode``: the logger's W&B mode if the jobs log to W&B, else None."""
+    fetching them is the job's work, with its error messages). ``wandb_mode``: the logger's W&B mode
+    if the jobs log to W&B, else None. ``checks``: job configs (see ``components``) whose datamodule,
+    model and Trainer arguments to check; the first mistake is raised (a vae.errors.UserError)."""
     wandb_service = None
     if wandb_mode not in (None, "disabled"):
         wandb_service = threading.Thread(target=_start_wandb_service, daemon=True)
         wandb_service.start()
 
     import vae.train  # noqa: F401 - the import is the point: torch, Lightning, torchvision
+
+    if checks:
+        from vae.preflight import check_components
+
+        for cfg in checks:
+            check_components(cfg)
 
     if data is not None:
         from hydra.utils import instantiate

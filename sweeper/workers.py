@@ -6,6 +6,11 @@ launcher only creates its workers at launch, so the two happen one after the oth
 workers (joblib reuses one loky executor for the same settings) are created first and prepare in
 the background (sweeper/warm_up.py: imports, W&B's service, the data), so both happen at once and the
 jobs start on warm workers.
+
+The workers also check the jobs' components (build each job's datamodule, model and Trainer
+arguments, vae.preflight.check_components), as the jobs themselves would: a bad dataset, network or
+Trainer option is still one line before any job runs, and the parent, which only composes, never
+imports torch or Lightning (~4 s on two cores that the workers' own imports would compete with).
 """
 
 from __future__ import annotations
@@ -64,13 +69,20 @@ def joblib_settings(launcher: Any) -> dict | None:
 
 
 class WorkerWarmUp:
-    """Warm the launcher's workers in a background thread; ``wait()`` before launching."""
+    """Warm the launcher's workers in a background thread; ``wait()`` before launching.
 
-    def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, **kwargs: Any):
+    ``checks``: items shared out among the warm-up tasks, each task's share passed to the target
+    as ``checks=[...]``; an error the target raises for one (a vae.errors.UserError) is raised
+    again by ``wait()``.
+    """
+
+    def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, checks: list | None = None, **kwargs: Any):
         self.settings = joblib_settings(launcher) if jobs > 1 else None
-        self.target, self.kwargs = target, kwargs
+        self.target, self.kwargs, self.checks = target, kwargs, checks
         self.worker_pids: list[int] = []
         self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.completed = False   # every task ran to its end (so every check was made)
         if self.settings is None:
             return
         self.tasks = min(jobs, joblib_workers(launcher))
@@ -81,15 +93,27 @@ class WorkerWarmUp:
     def _run(self) -> None:
         from joblib import Parallel, delayed
 
+        from vae.errors import UserError
+
+        shares = [{} if self.checks is None else {"checks": self.checks[i::self.tasks]} for i in range(self.tasks)]
         try:
-            self.worker_pids = Parallel(**self.settings)(delayed(call)(self.target, self.kwargs)
-                                                         for _ in range(self.tasks))
+            self.worker_pids = Parallel(**self.settings)(delayed(call)(self.target, self.kwargs | share)
+                                                         for share in shares)
+            self.completed = True
+        except UserError as exc:   # a job's mistake, found by a worker's check
+            self.error = exc
         except Exception as exc:  # noqa: BLE001 - only an optimisation: the launch reports real errors
             log.debug("warming up the workers failed: %s", exc)
 
-    def wait(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
+    def wait(self) -> bool:
+        """Wait for the warm-up; raise the first mistake a check found. Returns whether the
+        workers made every check (False: no workers, or the warm-up failed; check here)."""
+        if self.thread is None:
+            return False
+        self.thread.join()
+        if self.error is not None:
+            raise self.error.with_traceback(None) from None
+        return self.completed and self.checks is not None
 
     def cancel(self) -> None:
         """Stop the workers now (the sweep will not launch). Without this, Python's exit would

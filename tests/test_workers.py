@@ -62,6 +62,27 @@ def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
     assert not any(alive(pid) for pid in pids)
 
 
+def test_the_workers_share_out_the_checks_and_every_one_is_made():
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:check",
+                           checks=[f"job{i}" for i in range(6)])
+    assert warm_up.wait() is True      # made by the workers: the parent need not check
+    assert warm_up.tasks == 2
+
+
+def test_a_mistake_a_worker_finds_is_raised_by_wait_as_the_same_error():
+    from vae.errors import ConfigError
+
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:check",
+                           checks=["job0", "job1", "job2", "bad", "job4", "job5"])
+    with pytest.raises(ConfigError, match="^job 'bad' is wrong; fix it$"):
+        warm_up.wait()
+    warm_up.cancel()
+
+
+def test_without_workers_wait_says_the_checks_are_still_to_make():
+    assert WorkerWarmUp(BasicLauncher(), jobs=6, target="slow_import:check", checks=["bad"]).wait() is False
+
+
 def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
     """sweeper.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
     import vae.data.base

@@ -1,8 +1,10 @@
 """Hydra's basic grid sweeper, checking every job's config before anything is written.
 
 Without the check, ``-m beta=-1,0.5`` would train beta=0.5 and only then fail on beta=-1,
-leaving a half-finished sweep folder behind. While the parent checks, the launcher's worker
-processes (if it has any) start and prepare for the jobs (sweeper/workers.py).
+leaving a half-finished sweep folder behind. The parent checks the values (no torch needed);
+the launcher's worker processes (if it has any) start, prepare for the jobs and check their
+components (datamodule, model, Trainer arguments: sweeper/workers.py); without workers the
+parent checks those too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from sweeper.workers import WorkerWarmUp, limit_workers
 from vae.preflight import check_components, check_values
-from sweeper.warm_up import worker_preparation
+from sweeper.warm_up import components, worker_preparation
 
 
 class CheckedBasicSweeper(BasicSweeper):
@@ -30,18 +32,18 @@ class CheckedBasicSweeper(BasicSweeper):
         configs = [loader.load_sweep_config(self.config, job) for job in jobs]
         for cfg in configs:
             check_values(cfg)
-        # The usual mistakes are caught by now; the workers import while the datamodules and
-        # models are built here (the first build imports torch and Lightning).
+        # The usual mistakes are caught by now; the workers import, then build each job's parts.
         limit_workers(self.launcher, jobs=len(jobs))
-        warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs), **worker_preparation(configs[0]))
+        warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs), checks=[components(cfg) for cfg in configs],
+                               **worker_preparation(configs[0]))
         try:
-            for cfg in configs:
-                check_components(cfg)
+            if not warm_up.wait():
+                for cfg in configs:
+                    check_components(cfg)
         except BaseException:
             warm_up.cancel()
             raise
         self.checked_jobs = frozenset(tuple(job) for job in jobs)
-        warm_up.wait()
         return super().sweep(arguments)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
