@@ -12,7 +12,6 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING
 
-from sweeper.optuna_sweeper import OptunaSweeperImpl
 
 
 # --- samplers (hydra/sweeper/sampler=...) and pruners (hydra/sweeper/pruner=...) -----------
@@ -161,6 +160,10 @@ class OptunaSweeper(Sweeper):
     """Hydra's entry point; everything is delegated to ``OptunaSweeperImpl``."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # Imported here, not at the top: Hydra imports every plugin module to discover plugins,
+        # and Optuna's import (~0.2 s) would then be paid by every run and every grid sweep.
+        from sweeper.optuna_sweeper import OptunaSweeperImpl
+
         self.sweeper = OptunaSweeperImpl(**kwargs)
 
     def setup(self, **kwargs: Any) -> None:
