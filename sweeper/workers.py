@@ -54,9 +54,14 @@ def limit_workers(launcher: Any, jobs: int) -> None:
         launcher.joblib["n_jobs"] = max(1, min(workers, jobs))
 
 
-def joblib_settings(launcher: Any) -> dict | None:
-    """The settings Hydra's joblib launcher will pass to joblib.Parallel, or None for any other
-    launcher, or one that runs jobs in the calling process (n_jobs=1)."""
+def joblib_settings(launcher: Any, jobs: int = 1) -> dict | None:
+    """The settings Hydra's joblib launcher will pass to joblib.Parallel for a launch of ``jobs``
+    jobs, or those a launcher with worker processes of its own says it will use (its
+    ``worker_settings(jobs)``: hydra/launcher=fused), or None: a launcher that runs jobs in the
+    calling process (basic, joblib with n_jobs=1)."""
+    own = getattr(launcher, "worker_settings", None)
+    if callable(own):
+        return own(jobs)
     workers = joblib_workers(launcher)
     if workers is None or workers <= 1:
         return None
@@ -77,7 +82,7 @@ class WorkerWarmUp:
     """
 
     def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, checks: list | None = None, **kwargs: Any):
-        self.settings = joblib_settings(launcher) if jobs > 1 else None
+        self.settings = joblib_settings(launcher, jobs) if jobs > 1 else None
         self.target, self.kwargs, self.checks = target, kwargs, checks
         self.worker_pids: list[int] = []
         self.thread: threading.Thread | None = None
@@ -85,7 +90,9 @@ class WorkerWarmUp:
         self.completed = False   # every task ran to its end (so every check was made)
         if self.settings is None:
             return
-        self.tasks = min(jobs, joblib_workers(launcher))
+        from joblib import effective_n_jobs
+
+        self.tasks = min(jobs, effective_n_jobs(self.settings["n_jobs"]))
         # daemon: if the configs turn out to be wrong, the process exits without waiting for it
         self.thread = threading.Thread(target=self._run, name="warm-up-workers", daemon=True)
         self.thread.start()

@@ -19,9 +19,13 @@ class FusedLauncherConf:
     _target_: str = "hydra_plugins.betavae_launchers.fused_launcher.FusedLauncher"
     # Most members in one stack; null: every fusible job of the launch in one group.
     fuse: Optional[int] = None
-    # torch threads of a fused group; null: 1 or every usable core, whichever trains the group's
-    # first steps faster (measured each time: it depends on the machine's load).
+    # torch threads of a fused group; null: in worker processes, the usable cores shared out
+    # among them (1 each on a 2-core machine); a group in this process takes 1 or every usable
+    # core, whichever trains its first steps faster (measured each time: it depends on the load).
     torch_threads: Optional[int] = None
+    # Worker processes that train groups (and unfusible jobs) side by side; null: one per usable
+    # core, at most one per job; 1: everything in this process, one group after another.
+    workers: Optional[int] = None
 
 
 class FusedLauncher(Launcher):
@@ -37,6 +41,9 @@ class FusedLauncher(Launcher):
     @property
     def fuse(self) -> Optional[int]:
         return self.impl.fuse
+
+    def worker_settings(self, jobs: int):
+        return self.impl.worker_settings(jobs)
 
     def launch_numbered(self, job_overrides, job_numbers, on_return=None):
         """Several jobs with given job numbers, each return handed to ``on_return(i, ret)`` as it

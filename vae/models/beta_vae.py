@@ -24,10 +24,10 @@ import lightning as L
 import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
-from torch.nn import functional as F
 
 from vae.data.base import DatasetInfo
 from vae.errors import DivergedError
+from vae.models.bernoulli import bernoulli_nll
 from vae.speed.batch_groups import TakesBatchGroups
 
 REDUCTIONS = ("sum", "mean")
@@ -84,7 +84,7 @@ class BetaVAE(TakesBatchGroups, L.LightningModule):
     def distortion(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """−log p(x|z) per image. BCE-with-logits is the Bernoulli log-likelihood, and also
         accepts grey targets (binarize=none), which Bernoulli.log_prob would reject."""
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        return bernoulli_nll(logits, x).flatten(1).sum(1)
 
     def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image distortion and rate (and per-dim KL), with one reparameterised sample."""
@@ -171,9 +171,7 @@ class BetaVAE(TakesBatchGroups, L.LightningModule):
         q = self.posterior(x)
         z = q.sample((k,))                                            # (k, B, L)
         logits = self.decoder(z.flatten(0, 1)).view(k, *x.shape)      # (k, B, C, H, W)
-        # expand, not repeat: the k copies of x are a view, not k·B images in memory
-        log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
-                                                       reduction="none").flatten(2).sum(2)
+        log_px_z = -bernoulli_nll(logits, x).flatten(2).sum(2)      # x broadcasts: not k copies in memory
         log_w = log_px_z + self.prior().log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
         return -(torch.logsumexp(log_w, dim=0) - math.log(k))
 

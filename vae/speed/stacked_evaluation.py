@@ -14,8 +14,8 @@ import math
 
 import torch
 from torch.distributions import Normal
-from torch.nn import functional as F
 
+from vae.models.bernoulli import bernoulli_nll
 from vae.models.beta_vae import IWAE_CHUNK_ELEMENTS
 from vae.speed.stacked_vae import StackedVAE
 
@@ -62,8 +62,7 @@ def iwae_nll(stack: StackedVAE, x: torch.Tensor, k: int, eps: torch.Tensor | Non
         e = noise(stack, k, n, generator=generator) if eps is None else eps[:, :, start:start + n]
         z = (loc + e * scale) * mask                                                  # (K, k, n, L)
         logits = stack.decode(z.flatten(1, 2)).view(K, k, n, -1)
-        log_px_z = -F.binary_cross_entropy_with_logits(logits, xs.unsqueeze(1).expand_as(logits),
-                                                       reduction="none").sum(-1)
+        log_px_z = -bernoulli_nll(logits, xs.unsqueeze(1)).sum(-1)
         prior = Normal(torch.zeros((), device=z.device), torch.ones((), device=z.device))
         log_pz = (prior.log_prob(z) * mask).sum(-1)      # padded dims masked out of both densities
         log_qz = (Normal(loc, scale, validate_args=False).log_prob(z) * mask).sum(-1)

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vae.models.bernoulli import bernoulli_nll
 from vae.models.beta_vae import REDUCTIONS, BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 
@@ -326,7 +327,7 @@ class StackedVAE(nn.Module):
         z = (loc + eps * scale) * self.mask
         var_ratio = scale.pow(2)   # torch's KL(N(loc, scale) ‖ N(0, 1)), term for term
         kl_per_dim = 0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log()) * self.mask
-        distortion = F.binary_cross_entropy_with_logits(self.decode(z), x, reduction="none").sum(-1)
+        distortion = bernoulli_nll(self.decode(z), x).sum(-1)
         return {"distortion": distortion, "rate": kl_per_dim.sum(-1), "kl_per_dim": kl_per_dim, "loc": loc}
 
     def loss(self, distortion: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
