@@ -51,7 +51,7 @@ from sweeper.results import write_results
 from sweeper.search_space import SearchSpace, format_value, parse_search_space
 from sweeper.trials import counts_toward_budget, is_failure, one_line, process_alive
 from sweeper.upstream import search_space_from_config
-from sweeper.workers import joblib_workers, limit_workers
+from sweeper.workers import joblib_workers, limit_workers, release_workers
 from sweeper.reconnect import StorageUnavailableError
 from sweeper.storage import BudgetLock, build_storage, parse_storage
 from vae.protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
@@ -156,6 +156,7 @@ class OptunaSweeperImpl(Sweeper):
             return self._sweep(arguments)
         finally:
             ctx.__exit__(None, None, None)
+            release_workers()
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None

@@ -132,3 +132,14 @@ class WorkerWarmUp:
         executor = reusable_executor._executor
         if executor is not None:
             executor.shutdown(wait=False, kill_workers=True)
+
+
+def release_workers() -> None:
+    """Let the worker processes go once the last job has returned: they exit (W&B's service and
+    Python's teardown: ~2 s on two cores) while the parent writes the report, instead of after it,
+    when the interpreter's exit would wait for them. Graceful: each finishes what it is doing."""
+    from joblib.externals.loky import reusable_executor  # the executor joblib shares (no public handle)
+
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=False)

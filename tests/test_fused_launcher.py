@@ -20,7 +20,8 @@ from conftest import PROJECT_ROOT, PYTHON, run_cli
 from test_multirun_wandb import inspect
 from vae.speed.fused_launcher import fusion_key
 
-FUSED = ["hydra/launcher=fused", "debug=smoke"]
+FUSED = ["hydra/launcher=fused", "debug=smoke", "hydra.launcher.workers=1"]   # groups in this process
+FUSED_WORKERS = ["hydra/launcher=fused", "debug=smoke", "hydra.launcher.workers=2"]  # in two worker processes
 
 
 def jobs_of(sweep_dir: Path) -> list[Path]:
@@ -52,10 +53,11 @@ def test_fusion_key_groups_by_what_members_share_and_says_why_not(make_cfg, tmp_
 @pytest.mark.slow
 def test_grid_sweep_writes_complete_job_folders_wandb_runs_and_the_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_cli("-m", "beta=0,1", "latent_size=2,3", *FUSED, "logger=wandb", f"hydra.sweep.dir={sweep_dir}",
+    result = run_cli("-m", "beta=0,1", "latent_size=2,3", *FUSED_WORKERS, "logger=wandb", f"hydra.sweep.dir={sweep_dir}",
                      timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 fused group(s) of 4" in result.stderr + result.stdout
+    # The four jobs shared out between the two workers, a stack of two in each.
+    assert "2 fused group(s) of 2/2, 0 on their own" in result.stderr + result.stdout
     jobs = jobs_of(sweep_dir)
     assert len(jobs) == 4
     for job in jobs:
@@ -159,9 +161,9 @@ def test_a_solo_run_resumes_from_a_fused_members_checkpoint(tmp_path):
 # --- the same numbers as solo runs ------------------------------------------------------------
 @pytest.mark.slow
 def test_members_match_solo_runs_of_the_same_config(tmp_path):
-    common = ["debug=smoke", "logger=csv", "trainer.max_steps=200", "trainer.val_check_interval=100",
+    common = ["logger=csv", "trainer.max_steps=200", "trainer.val_check_interval=100",
               "eval.iwae_samples=1", "~callbacks.images"]
-    result = run_cli("-m", "seed=0,1,2", "latent_size=2,10", "hydra/launcher=fused", *common, "report.enabled=false",
+    result = run_cli("-m", "seed=0,1,2", "latent_size=2,10", *FUSED_WORKERS, *common, "report.enabled=false",
                      f"hydra.sweep.dir={tmp_path / 'fused'}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     fused = {(r["params"]["seed"], r["params"]["latent_size"]): r["metrics"]["test/neg_elbo"]
@@ -169,7 +171,7 @@ def test_members_match_solo_runs_of_the_same_config(tmp_path):
     for seed in (0, 1, 2):
         for latent in (2, 10):
             solo_dir = tmp_path / f"solo{seed}_{latent}"
-            result = run_cli(f"seed={seed}", f"latent_size={latent}", *common, f"hydra.run.dir={solo_dir}")
+            result = run_cli(f"seed={seed}", f"latent_size={latent}", "debug=smoke", *common, f"hydra.run.dir={solo_dir}")
             assert result.returncode == 0, result.stderr[-3000:]
             solo = record(solo_dir)["metrics"]["test/neg_elbo"]
             assert fused[(seed, latent)] == pytest.approx(solo, rel=0.02), (seed, latent)

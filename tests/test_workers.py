@@ -40,6 +40,20 @@ def test_jobs_run_in_the_workers_the_warm_up_started():
     assert set(job_pids) <= set(warm_up.worker_pids)  # no new, cold process
 
 
+def test_the_fused_launchers_workers_are_warmed_the_same_way_and_reused():
+    from hydra_plugins.betavae_launchers.fused_launcher import FusedLauncher
+
+    launcher = FusedLauncher(workers=2)
+    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
+    warm_up.wait()
+    assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
+    # what the launcher then runs its groups with (vae/speed/fused_launcher.py: _run_in_workers)
+    job_pids = Parallel(**launcher.worker_settings(6))(delayed(os.getpid)() for _ in range(6))
+    assert set(job_pids) <= set(warm_up.worker_pids)
+    assert FusedLauncher(workers=1).worker_settings(6) is None          # groups in this process
+    assert FusedLauncher(workers=8).worker_settings(3)["n_jobs"] == 3    # at most one per job
+
+
 @pytest.mark.parametrize("launcher, jobs", [(BasicLauncher(), 6),          # jobs run in this process
                                             (make_joblib_launcher(n_jobs=1), 6),  # joblib runs them here too
                                             (make_joblib_launcher(n_jobs=2), 1)])  # one job: no worker to wait for

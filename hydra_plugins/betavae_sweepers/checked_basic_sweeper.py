@@ -14,7 +14,7 @@ from typing import Any, List, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from sweeper.workers import WorkerWarmUp, limit_workers
+from sweeper.workers import WorkerWarmUp, limit_workers, release_workers
 from vae.preflight import check_components, check_values
 from sweeper.warm_up import components, worker_preparation
 
@@ -44,7 +44,10 @@ class CheckedBasicSweeper(BasicSweeper):
             warm_up.cancel()
             raise
         self.checked_jobs = frozenset(tuple(job) for job in jobs)
-        return super().sweep(arguments)
+        try:
+            return super().sweep(arguments)
+        finally:
+            release_workers()
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         # Hydra composes each job again here; the jobs checked above need not be (~0.2 s a job).
