@@ -15,7 +15,7 @@ Cases (batch 64, Adam 1e-3, the seed MLP [100, 100], real MNIST training images,
 
 The reference is a lean loop, not this project's code: the same networks (vae.models.networks), the
 training tensor sliced in place, explicit KL formula, one torch thread (benchmarks/speed.py's
-plain_training, with a device). It uses the RNG in a solo run's order, and each member draws from
+lean_training, on the data's device). It uses the RNG in a solo run's order, and each member draws from
 a generator continuing its solo RNG (member_generator), so each member trains on the same data and
 noise as its lean loop. Nothing here asserts a time: it reports. On a shared machine the numbers
 move with the other processes' load; the load average is printed with them.
@@ -30,7 +30,6 @@ import time
 from functools import partial
 
 import torch
-from torch.nn import functional as F
 
 from vae.config import PROJECT_ROOT
 from vae.data.mnist import MNISTDataModule
@@ -39,10 +38,10 @@ from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
 from vae.speed.stacked_vae import StackedVAE
+from benchmarks.reference import lean_training, sync, test_neg_elbo
 
 MNIST_INFO = MNISTDataModule.info
 ADAM = partial(torch.optim.Adam, lr=1e-3)   # the seed model's optimiser
-SHAPE = (1, 28, 28)
 BATCH = 64
 USED_BY = [(beta, latent) for beta in (0.0, 0.01, 1.0) for latent in (2, 10)]
 GRID_BETAS = (0.0, 0.001, 0.01, 0.1, 0.3, 1.0, 2.0, 4.0)
@@ -54,46 +53,10 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# --- the reference: one lean training --------------------------------------------------------
-def lean_training(train_x: torch.Tensor, steps: int, latent: int, beta: float, seed: int,
-                  fused_adam: bool = False):
-    """One model trained by a plain loop on train_x's device. Returns (seconds, encoder, decoder).
-    fused_adam: Adam's one-kernel step, which the stack uses (for context: not the reference)."""
-    device = train_x.device
-    torch.manual_seed(seed)
-    encoder, decoder = MLPEncoder(SHAPE, latent).to(device), MLPDecoder(SHAPE, latent).to(device)
-    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3,
-                                 fused=True if fused_adam else None)
-    per_pass = len(train_x) // BATCH
-    sync(device)
-    started = time.perf_counter()
-    for step in range(steps):
-        if step % per_pass == 0:   # pass p shuffled with seed + p, as TensorBatches does
-            generator = torch.Generator().manual_seed(seed + step // per_pass)
-            order = torch.randperm(len(train_x), generator=generator).to(device)
-        i = step % per_pass
-        x = torch.bernoulli(train_x[order[i * BATCH:(i + 1) * BATCH]])
-        loc, scale = encoder(x)
-        z = loc + torch.randn_like(loc) * scale
-        distortion = F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none").flatten(1).sum(1)
-        rate = 0.5 * (loc ** 2 + scale ** 2 - 1 - 2 * scale.log()).sum(1)
-        loss = (distortion + beta * rate).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    sync(device)
-    return time.perf_counter() - started, encoder, decoder
-
-
 def sequential(train_x: torch.Tensor, members: list[tuple[float, int]], steps: int, fused_adam: bool = False):
     """The members' lean trainings one after another on one thread: (seconds, [(encoder, decoder)])."""
     torch.set_num_threads(1)
-    runs = [lean_training(train_x, steps, latent, beta, seed, fused_adam)
+    runs = [lean_training(train_x, steps, latent, beta, seed, fused_adam=fused_adam)
             for seed, (beta, latent) in enumerate(members)]
     return sum(r[0] for r in runs), [(r[1], r[2]) for r in runs]
 
@@ -118,16 +81,6 @@ def fused_training(train_x: torch.Tensor, members: list[tuple[float, int]], step
             batches.remove_members(result.kept)
     sync(device)
     return time.perf_counter() - started, stack
-
-
-@torch.no_grad()
-def test_neg_elbo(encoder, decoder, test_x: torch.Tensor) -> float:
-    """−ELBO in nats per image on the binarised test set, one reparameterised sample (seeded)."""
-    torch.manual_seed(0)
-    loc, scale = encoder(test_x)
-    z = loc + scale * torch.randn_like(loc)
-    distortion = F.binary_cross_entropy_with_logits(decoder(z), test_x, reduction="none").flatten(1).sum(1)
-    return float((distortion + 0.5 * (loc ** 2 + scale ** 2 - 1 - 2 * scale.log()).sum(1)).mean())
 
 
 def member_networks(stack: StackedVAE, k: int, beta: float, latent: int):

@@ -4,9 +4,9 @@
     python -m benchmarks.speed --write         # also rewrites BENCHMARKS.md
     python -m benchmarks.speed --cases train   # one case (train, trial, sweep, workers)
 
-The reference is the seed model trained by a loop written for speed: the same networks
-(vae.models.networks), the same data tensor sliced in place, the same Adam, the same number of steps,
-one torch thread. Every case runs both sides in this one invocation, alternating them, and
+The reference is the seed model trained by a loop written for speed (benchmarks/reference.py): the
+same networks (vae.models.networks), the same data tensor sliced in place, the same Adam, the same
+number of steps, one torch thread. Every case runs both sides in this one invocation, alternating them, and
 compares the fastest repeat of each (the minimum is the least disturbed by other processes
 on a shared machine). Nothing here asserts a time: it reports.
 """
@@ -28,58 +28,20 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ["CI"] = "1"  # plain logs, no progress bar: what a sweep does
 
 import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 from vae.config import PROJECT_ROOT  # noqa: E402
 from vae.data.mnist import MNISTDataModule  # noqa: E402
 from vae.data.mnist_files import ensure_mnist  # noqa: E402
-from vae.models.networks import MLPDecoder, MLPEncoder  # noqa: E402
+from benchmarks.reference import lean_training, test_neg_elbo  # noqa: E402
 
-SHAPE = (1, 28, 28)
 SWEEP = ["beta=0,0.01,1", "latent_size=2,10"]
 SWEEP_RUNS = [(beta, latent) for beta in (0.0, 0.01, 1.0) for latent in (2, 10)]
 MET = {True: "yes", False: "no", None: "–"}
 TARGETS = {"train": ("≤", 1.15), "trial": ("≤", 1.5), "sweep": ("≤", 1.5), "workers": ("≥", 1.7)}
 
 
-# --- the reference ---------------------------------------------------------------------------
-def plain_training(train_x: torch.Tensor, steps: int, latent_size: int = 10, beta: float = 1.0,
-                   seed: int = 0, batch_size: int = 64):
-    """The seed model trained as fast as plain PyTorch allows. Returns (seconds, encoder, decoder).
-
-    Uses the RNG in the order the project does (init, data order, binarisation, reparameterisation),
-    so that with the same seed both see the same data in the same order."""
-    torch.manual_seed(seed)
-    encoder, decoder = MLPEncoder(SHAPE, latent_size), MLPDecoder(SHAPE, latent_size)
-    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
-    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
-    per_epoch = len(train_x) // batch_size
-    started = time.perf_counter()
-    for step in range(steps):
-        if step and step % per_epoch == 0:  # pass p is shuffled with seed + p, as TensorBatches does
-            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed + step // per_epoch))
-        i = step % per_epoch
-        x = torch.bernoulli(train_x[order[i * batch_size:(i + 1) * batch_size]])
-        loc, scale = encoder(x)
-        z = loc + scale * torch.randn_like(loc)
-        distortion = F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none").flatten(1).sum(1)
-        rate = 0.5 * (loc ** 2 + scale ** 2 - 1 - 2 * scale.log()).sum(1)
-        loss = (distortion + beta * rate).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - started, encoder, decoder
-
-
-@torch.no_grad()
-def test_neg_elbo(encoder, decoder, test_x: torch.Tensor, seed: int = 0) -> float:
-    """−ELBO in nats per image on the (binarised) test set, one reparameterised sample."""
-    torch.manual_seed(seed)
-    loc, scale = encoder(test_x)
-    z = loc + scale * torch.randn_like(loc)
-    distortion = F.binary_cross_entropy_with_logits(decoder(z), test_x, reduction="none").flatten(1).sum(1)
-    rate = 0.5 * (loc ** 2 + scale ** 2 - 1 - 2 * scale.log()).sum(1)
-    return (distortion + rate).mean().item()
+# --- the reference: benchmarks/reference.py ------------------------------------------------
+plain_training = lean_training
 
 
 # --- this project's paths ----------------------------------------------------------------------
