@@ -47,6 +47,11 @@ class SweepReport(Callback):
             self.build()
 
     def _arm(self) -> None:
+        # The exit-time report imports W&B, which imports concurrent.futures.thread; that module
+        # registers a threading exit hook when first imported, which Python refuses once it is
+        # shutting down. The sweep's parent no longer imports torch (which imported it early).
+        import concurrent.futures.thread  # noqa: F401
+
         atexit.unregister(self._at_exit)
         atexit.register(self._at_exit)
 

@@ -153,10 +153,11 @@ class OptunaSweeperImpl(Sweeper):
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         ctx = _quiet_optuna_warnings()
         try:
-            return self._sweep(arguments)
+            returns = self._sweep(arguments)
         finally:
             ctx.__exit__(None, None, None)
-            release_workers()
+        release_workers()   # after a sweep that ended normally (see its docstring)
+        return returns
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None

@@ -137,7 +137,9 @@ class WorkerWarmUp:
 def release_workers() -> None:
     """Let the worker processes go once the last job has returned: they exit (W&B's service and
     Python's teardown: ~2 s on two cores) while the parent writes the report, instead of after it,
-    when the interpreter's exit would wait for them. Graceful: each finishes what it is doing."""
+    when the interpreter's exit would wait for them. Graceful: each finishes what it is doing.
+    Called after a sweep that ended normally; a failed one keeps Python's own exit path, in which
+    its partial report is built (sweep_report/callback.py)."""
     from joblib.externals.loky import reusable_executor  # the executor joblib shares (no public handle)
 
     executor = reusable_executor._executor

@@ -44,10 +44,9 @@ class CheckedBasicSweeper(BasicSweeper):
             warm_up.cancel()
             raise
         self.checked_jobs = frozenset(tuple(job) for job in jobs)
-        try:
-            return super().sweep(arguments)
-        finally:
-            release_workers()
+        returns = super().sweep(arguments)
+        release_workers()   # after a sweep that ended normally (see its docstring)
+        return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         # Hydra composes each job again here; the jobs checked above need not be (~0.2 s a job).
