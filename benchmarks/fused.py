@@ -37,6 +37,7 @@ from vae.data.mnist_files import ensure_mnist
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
 from vae.speed.member_batches import MemberBatches, member_generator
+from vae.speed.fused_launcher import usable_cores
 from vae.speed.stacked_vae import StackedVAE
 from benchmarks.reference import lean_training, sync, test_neg_elbo
 
@@ -47,10 +48,6 @@ USED_BY = [(beta, latent) for beta in (0.0, 0.01, 1.0) for latent in (2, 10)]
 GRID_BETAS = (0.0, 0.001, 0.01, 0.1, 0.3, 1.0, 2.0, 4.0)
 GRID_LATENTS = (2, 4, 6, 8, 10, 12, 16, 20)
 GRID = [(beta, latent) for beta in GRID_BETAS for latent in GRID_LATENTS]
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def sequential(train_x: torch.Tensor, members: list[tuple[float, int]], steps: int, fused_adam: bool = False):

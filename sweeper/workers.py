@@ -125,13 +125,8 @@ class WorkerWarmUp:
     def cancel(self) -> None:
         """Stop the workers now (the sweep will not launch). Without this, Python's exit would
         wait for their imports to finish: seconds before a config error's exit."""
-        if self.thread is None:
-            return
-        from joblib.externals.loky import reusable_executor  # the executor joblib shares (no public handle)
-
-        executor = reusable_executor._executor
-        if executor is not None:
-            executor.shutdown(wait=False, kill_workers=True)
+        if self.thread is not None:
+            _shut_down_workers(kill=True)
 
 
 def release_workers() -> None:
@@ -140,8 +135,13 @@ def release_workers() -> None:
     when the interpreter's exit would wait for them. Graceful: each finishes what it is doing.
     Called after a sweep that ended normally; a failed one keeps Python's own exit path, in which
     its partial report is built (sweep_report/callback.py)."""
+    _shut_down_workers(kill=False)
+
+
+def _shut_down_workers(kill: bool) -> None:
+    """Shut joblib's shared loky executor down without waiting; ``kill``: stop its workers now."""
     from joblib.externals.loky import reusable_executor  # the executor joblib shares (no public handle)
 
     executor = reusable_executor._executor
     if executor is not None:
-        executor.shutdown(wait=False)
+        executor.shutdown(wait=False, kill_workers=kill)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -114,7 +113,11 @@ def training_device(cfg: DictConfig):
 
 
 def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may use, as joblib counts them for Hydra's joblib launcher (CPU
+    affinity and cgroup quotas: a container given 2 of 64 cores gets 2 workers, not 64)."""
+    from joblib import cpu_count
+
+    return cpu_count()
 
 
 class FusedLauncherImpl:
@@ -176,18 +179,16 @@ class FusedLauncherImpl:
         for group in groups:
             for i in group:
                 log.info("\t#%d : %s (fused)", job_numbers[i], " ".join(filter_overrides(job_overrides[i])))
+        for i in alone:
+            log.info("\t#%d : %s", job_numbers[i], " ".join(filter_overrides(job_overrides[i])))
         if settings is not None:
-            for i in alone:
-                log.info("\t#%d : %s", job_numbers[i], " ".join(filter_overrides(job_overrides[i])))
             self._run_in_workers(settings, groups, alone, configs, done)
             return [returns[i] for i in range(len(configs))]
         for group in groups:
             self._run_group([jobs[i] for i in group], lambda pos, ret, group=group: done(group[pos], ret))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         for i in alone:
-            log.info("\t#%d : %s", job_numbers[i], " ".join(filter_overrides(job_overrides[i])))
-            done(i, run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=configs[i],
-                            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
+            done(i, _run_alone(self.hydra_context, self.task_function, configs[i]))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return [returns[i] for i in range(len(configs))]
 
@@ -268,6 +269,12 @@ class FusedLauncherImpl:
             train_group(members, datamodule, device, lambda m, ret: on_return(position[id(m.job)], ret), probe)
 
 
+def _run_alone(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> JobReturn:
+    """A job that is not fused, as Hydra's basic and joblib launchers run one."""
+    return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
 def _worker_task(task: list[int], configs: list, fused: bool, hydra_context: HydraContext,
                  task_function: TaskFunction, singleton_state: dict, torch_threads: int):
     """In a worker process: a fused group, or one job as Hydra's joblib launcher runs it.
@@ -277,8 +284,7 @@ def _worker_task(task: list[int], configs: list, fused: bool, hydra_context: Hyd
     setup_globals()
     Singleton.set_state(singleton_state)
     if not fused:
-        return task, [run_job(hydra_context=hydra_context, task_function=task_function, config=configs[0],
-                              job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")]
+        return task, [_run_alone(hydra_context, task_function, configs[0])]
     from vae.speed.member_job import MemberJob
 
     jobs = [MemberJob(cfg, hydra_context, task_function) for cfg in configs]
