@@ -129,6 +129,27 @@ def summary_line(run_name: str, metrics: dict) -> str:
     return f"{run_name}: test {', '.join(parts)} ({metrics['wall_time_s']:.1f} s)"
 
 
+def record_completed(output_dir: Path, record: dict, metrics: dict, wandb_logger: WandbLogger | None) -> None:
+    """A completed run: metrics.json, the W&B summary, the summary line and where the W&B run is."""
+    record.update(status=COMPLETED, metrics=metrics)
+    atomic_write_json(output_dir / METRICS_FILE, record)
+    if wandb_logger is not None:
+        wandb_logger.experiment.summary.update(metrics | {"beta_eff": record["params"]["beta_eff"]})
+    log.info(summary_line(record["run_name"], metrics))
+    where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
+    if where:
+        log.info(where)
+
+
+def record_ended(output_dir: Path, record: dict, exc: BaseException) -> bool:
+    """A run stopped by ``exc``: failed, or pruned by a sweeper's pruner (stopped on purpose, not
+    a failure); metrics.json says which and why. Returns whether it was pruned."""
+    pruned = is_pruned(exc)
+    record.update(status=PRUNED if pruned else FAILED, error=f"{type(exc).__name__}: {exc}".strip())
+    atomic_write_json(output_dir / METRICS_FILE, record)
+    return pruned
+
+
 def train(cfg: DictConfig) -> dict:
     """Train, test, and return the metrics (flat ``test/*``, ``val/*`` keys, as sweepers read them).
 
@@ -163,23 +184,12 @@ def train(cfg: DictConfig) -> dict:
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics = {**test_metrics(trainer, model), **val,
                    "steps": trainer.global_step, "wall_time_s": round(time.perf_counter() - started, 3)}
-        record.update(status=COMPLETED, metrics=metrics)
-        atomic_write_json(output_dir / METRICS_FILE, record)
-        if wandb_logger is not None:
-            wandb_logger.experiment.summary.update(metrics | {"beta_eff": record["params"]["beta_eff"]})
-        log.info(summary_line(run_name, metrics))
-        where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
-        if where:
-            log.info(where)
+        record_completed(output_dir, record, metrics, wandb_logger)
         failed = False
         return metrics
     except BaseException as exc:
         # Recorded, not dropped: a report or sweeper reading this folder sees why the run failed.
-        # Pruned by a sweeper's pruner: stopped on purpose, not a failure.
-        pruned = is_pruned(exc)
-        record.update(status=PRUNED if pruned else FAILED, error=f"{type(exc).__name__}: {exc}".strip())
-        atomic_write_json(output_dir / METRICS_FILE, record)
-        failed = not pruned          # a pruned run's W&B run ends normally, its history kept
+        failed = not record_ended(output_dir, record, exc)   # a pruned run's W&B run ends normally
         raise
     finally:
         finish_loggers(loggers, failed=failed)

@@ -19,18 +19,17 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-
-from vae.atomic import atomic_write_json
 from vae.callbacks import ImageLogger
-from vae.loggers import build_loggers, describe_wandb_run
+from vae.loggers import build_loggers
 from vae.metrics.callback import DisentanglementMetrics
 from vae.models.beta_vae import BetaVAE
 from vae.preflight import build_model, preflight
-from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
+from vae.protocol import RUNNING, TRIAL_KEY
 from vae.speed import member_checkpoint
 from vae.speed.member_batches import member_generator
 from vae.speed.member_job import MemberJob
-from vae.train import resolve_checkpoint, run_identity, run_params, summary_line, trial_callbacks
+from vae.train import (record_completed, record_ended, resolve_checkpoint, run_identity, run_params,
+                       trial_callbacks)
 
 log = logging.getLogger("vae.train")     # the summary lines a solo run logs, under the same name
 
@@ -116,23 +115,13 @@ class FusedMember:
                    "steps": step, "wall_time_s": round(time.perf_counter() - self.started, 3)}
         self.log({k: v for k, v in metrics.items() if k.startswith("test/") and isinstance(v, float)}, step)
         self.figures(state_dict, datamodule, step, final=True)
-        self.record.update(status=COMPLETED, metrics=metrics)
-        atomic_write_json(self.output_dir / METRICS_FILE, self.record)
-        wandb_logger = self._wandb()
-        if wandb_logger is not None:
-            wandb_logger.experiment.summary.update(metrics | {"beta_eff": self.record["params"]["beta_eff"]})
-        log.info(summary_line(self.run_name, metrics))
-        where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
-        if where:
-            log.info(where)
+        record_completed(self.output_dir, self.record, metrics, self._wandb())
         self._finish(failed=False)
         return self.job.end(result=metrics)
 
     def fail(self, exc: BaseException):
         """Failed (or pruned: stopped on purpose), recorded as train() records it."""
-        pruned = is_pruned(exc)
-        self.record.update(status=PRUNED if pruned else FAILED, error=f"{type(exc).__name__}: {exc}".strip())
-        atomic_write_json(self.output_dir / METRICS_FILE, self.record)
+        pruned = record_ended(self.output_dir, self.record, exc)
         self._finish(failed=not pruned)
         if not pruned:
             log.warning("%s: %s", self.run_name, self.record["error"])
