@@ -90,8 +90,11 @@ def test_a_server_gone_is_one_line_a_rerun_finishes_and_a_blip_costs_nothing(ser
     while len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) <= len(before):
         assert time.monotonic() < deadline and rerun.poll() is None, "the rerun finished no trial"
         time.sleep(0.05)
-    server.stop()                                                     # a restart: back within reconnect_timeout
-    time.sleep(0.5)
+    # A restart, back within reconnect_timeout (2 s). Down for longer than one trial's job (sleep=1.0):
+    # the sweeper's next storage call (telling that trial) then falls inside the outage for sure;
+    # a 0.5 s outage could fall wholly inside a job and go unseen (CI saw that once).
+    server.stop()
+    time.sleep(1.2)
     server.start()
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-3000:]
