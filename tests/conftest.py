@@ -106,3 +106,29 @@ def png_size(path) -> tuple[int, int]:
     image = decode_png(read_file(str(path)))
     assert image.float().std() > 10, path                          # not blank
     return tuple(image.shape[1:])
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One real single-node Slurm cluster with accounting for the session (tests/slurm_cluster.py);
+    clients (sbatch, submitit, the tests' train.py) find it through SLURM_CONF."""
+    from slurm_cluster import SlurmCluster, missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Slurm is not installed (missing {', '.join(missing)}); .ci/run installs it: apt-get install -y "
+                    "slurmctld slurmd slurm-client slurmdbd munge mariadb-server")
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    previous = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env())
+    yield cluster
+    if previous is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = previous
+    cluster.stop()
