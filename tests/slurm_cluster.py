@@ -22,7 +22,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct")
 CLUSTER = "betavae"
-NODE_CPUS = 2          # this machine's cores; slurmd drains a node that claims more than it has
+NODE_CPUS = 4          # more than this machine's 2 cores (config_overrides): the fault tests run 4 small jobs at once
 NODE_MEMORY_MB = 8000
 
 
@@ -147,6 +147,7 @@ AccountingStorageHost=localhost
 AccountingStoragePort={p['dbd']}
 AccountingStoragePass={d}/munge.sock
 ReturnToService=2
+SlurmdParameters=config_overrides
 MinJobAge=600
 KillWait=5
 MpiDefault=none

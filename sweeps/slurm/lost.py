@@ -1,0 +1,101 @@
+"""Waiting for Slurm jobs, and turning a job that died into a failed run with its reason.
+
+submitit learns a job's end from its result file, or from ``sacct``. A job killed hard
+(``scancel``, SIGKILL, the node lost, the time limit reached) writes no result: its sacct state is
+all there is. submitit then raises from ``results()``; here that becomes a failed run whose
+``metrics.json`` says why, and the sweep goes on. Without accounting (``sacct`` unanswered) and
+with the job gone from the queue, the job is declared lost after ``lost_after_s`` instead of
+waiting forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+
+from vae.atomic import atomic_write_json
+from vae.errors import UserError
+from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    "CANCELLED": "was cancelled (scancel, or its process killed)",
+    "TIMEOUT": "exceeded its time limit",
+    "OUT_OF_MEMORY": "ran out of memory (raise hydra.launcher.mem_gb)",
+    "NODE_FAIL": "lost its node",
+    "PREEMPTED": "was preempted and not requeued",
+    "BOOT_FAIL": "never started (its node failed to boot)",
+    "DEADLINE": "passed its deadline",
+}
+
+
+class SlurmJobLost(UserError):
+    """A Slurm job that ended without a result; its run is recorded as failed."""
+
+
+def in_queue(job_id: str) -> bool:
+    proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True, timeout=60)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
+    """Until the job has a result or a final state. submitit's own wait asks sacct ever more rarely
+    (up to every 10 min), so a dead job would hold the sweep for minutes."""
+    last_check = gone_since = None
+    while not job.done():
+        now = time.time()
+        if last_check is None or now - last_check >= state_check_s:
+            last_check = now
+            if job.done(force_check=True):
+                return
+            if job.state.upper() == "UNKNOWN" and not in_queue(job.job_id):
+                gone_since = gone_since or now
+                if now - gone_since >= lost_after_s:
+                    return
+            else:
+                gone_since = None
+        time.sleep(poll_s)
+
+
+def reason(job, exc: BaseException, timeout_min: int | None) -> str:
+    state = job.state.upper().split(" ")[0]      # e.g. "CANCELLED by 0"
+    what = REASONS.get(state)
+    if state == "TIMEOUT" and timeout_min:
+        what = f"exceeded its time limit of {timeout_min} min (hydra.launcher.timeout_min)"
+    if what is None:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        what = f"ended without a result (Slurm state {state}): {lines[-1] if lines else type(exc).__name__}"
+    return f"Slurm job {job.job_id} {what}"
+
+
+def record_lost(folder: Path, run_name: str, why: str) -> None:
+    """metrics.json says failed, with the reason Slurm gives. Only a completed or pruned run's own
+    record stands: anything else the job wrote as it was stopped (SIGTERMException, or W&B's
+    "Connection lost" when Slurm's signal also reached its service) says less."""
+    path = folder / METRICS_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {"run_name": run_name}
+    if record.get("status") in (COMPLETED, PRUNED):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    record.update(status=FAILED, error=why)
+    atomic_write_json(path, record)
+
+
+def lost_return(job, exc: BaseException, overrides: list[str], folder: Path, run_name: str,
+                timeout_min: int | None) -> JobReturn:
+    why = reason(job, exc, timeout_min)
+    record_lost(folder, run_name, why)
+    log.error("%s; its run %s is recorded as failed in %s", why, run_name, folder / METRICS_FILE)
+    return JobReturn(overrides=list(overrides), working_dir=str(folder), task_name=None,
+                     status=JobStatus.FAILED, _return_value=SlurmJobLost(
+                         f"{why}; recorded in {folder / METRICS_FILE}. Rerun the same command with "
+                         f"hydra.sweep.dir={folder.parent} to redo only what is missing"))
