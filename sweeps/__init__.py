@@ -1,0 +1,1 @@
+"""Many runs: the sweepers, launchers and the sweep report."""
