@@ -1,4 +1,4 @@
-"""Fused training (vae/speed/stacked_vae.py) against the same trainings one after another, as
+"""Fused training (sweeps/fused/stacked_vae.py) against the same trainings one after another, as
 ratios measured in one run.
 
     python -m benchmarks.fused            # every case, ~7 min on 2 busy cores
@@ -36,9 +36,9 @@ from vae.data.mnist import MNISTDataModule
 from vae.data.mnist_files import ensure_mnist
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
-from vae.speed.member_batches import MemberBatches, member_generator
-from vae.speed.fused_launcher import usable_cores
-from vae.speed.stacked_vae import StackedVAE
+from sweeps.fused.member_batches import MemberBatches, member_generator
+from sweeps.fused.fused_launcher import usable_cores
+from sweeps.fused.stacked_vae import StackedVAE
 from benchmarks.reference import lean_training, sync, test_neg_elbo
 
 MNIST_INFO = MNISTDataModule.info

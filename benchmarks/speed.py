@@ -233,7 +233,7 @@ def write_markdown(header: str, table: str, argv: str) -> None:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text + "\n" + block + "\n"
-    from vae.atomic import atomic_write_text
+    from protocol.atomic import atomic_write_text
 
     atomic_write_text(path, text)
 

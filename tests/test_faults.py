@@ -83,7 +83,7 @@ def test_a_resumed_run_sees_the_same_batches_as_an_uninterrupted_one(data_dir, t
 
 
 def test_an_interrupted_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
-    from vae import atomic
+    from protocol import atomic
 
     target = tmp_path / "metrics.json"
     atomic.atomic_write_json(target, {"status": "completed", "steps": 1024})

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from conftest import PROJECT_ROOT, PYTHON, run_cli
 from test_multirun_wandb import inspect
-from vae.speed.fused_launcher import fusion_key
+from sweeps.fused.fused_launcher import fusion_key
 
 FUSED = ["hydra/launcher=fused", "debug=smoke", "hydra.launcher.workers=1"]   # groups in this process
 FUSED_WORKERS = ["hydra/launcher=fused", "debug=smoke", "hydra.launcher.workers=2"]  # in two worker processes

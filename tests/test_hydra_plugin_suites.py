@@ -3,7 +3,7 @@ sweeper plugin runs them (``LauncherTestSuite`` with the basic launcher, ``Integ
 from a command line), plus the joblib launcher.
 
 These suites sweep comma lists (``+a=0,1``) and expect every combination once, in order: the
-Optuna sweeper walks a space made only of choices as a grid (see sweeper/search_space.py).
+Optuna sweeper walks a space made only of choices as a grid (see sweeps/optuna/search_space.py).
 """
 
 import pytest

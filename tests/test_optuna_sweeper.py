@@ -22,8 +22,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from sweeper.search_space import parse_search_space
-from sweeper.storage import parse_storage
+from sweeps.optuna.search_space import parse_search_space
+from sweeps.optuna.storage import parse_storage
 from vae.errors import ConfigError
 
 torch.set_num_threads(1)
@@ -422,9 +422,9 @@ def test_rate_distortion_preset_writes_a_pareto_front(tmp_path):
 def test_worker_losing_the_race_for_the_last_trial_on_a_server_rdb_records_surplus(tmp_path):
     """Server RDBs have no shared lock file: two workers may both see one free slot. Simulated:
     another worker starts a trial between this worker's count and its ask."""
-    from sweeper.optuna_sweeper import OptunaSweeperImpl
-    from sweeper.trials import counts_toward_budget
-    from sweeper.storage import BudgetLock, StorageSpec
+    from sweeps.optuna.optuna_sweeper import OptunaSweeperImpl
+    from sweeps.optuna.trials import counts_toward_budget
+    from sweeps.optuna.storage import BudgetLock, StorageSpec
 
     study = optuna.create_study(study_name="race", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
     study.tell(study.ask(), 1.0)                                      # 1 of 2 done
@@ -452,7 +452,7 @@ def test_a_trial_under_our_own_pid_that_we_are_not_running_is_dead(tmp_path):
     """A restarted container can give the new sweeper the dead one's pid (and host name)."""
     import socket
 
-    from sweeper.optuna_sweeper import OptunaSweeperImpl
+    from sweeps.optuna.optuna_sweeper import OptunaSweeperImpl
 
     study = optuna.create_study(study_name="pid", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
     orphan = study.ask()

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep_report import plots
-from sweep_report.report import make_report, main as report_main
-from sweep_report.runs import collect_multirun, collect_study
+from sweeps.report import plots
+from sweeps.report.report import make_report, main as report_main
+from sweeps.report.runs import collect_multirun, collect_study
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["rate_distortion", "heatmap", "mosaic_traversals", "mosaic_reconstructions", "kl_per_dim", "curves"]
@@ -242,8 +242,8 @@ def test_a_sweep_stopped_by_a_config_error_makes_no_report(tmp_path):
 
 
 def test_report_errors_never_escape_the_callback(tmp_path, caplog, monkeypatch):
-    from sweep_report import report as report_module
-    from sweep_report.callback import SweepReport
+    from sweeps.report import report as report_module
+    from sweeps.report.callback import SweepReport
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -276,7 +276,7 @@ def test_report_enabled_false_turns_the_callback_off():
 
 def test_a_continuous_search_is_binned_into_a_grid(sweep):
     """An Optuna search samples β from a range: 30 distinct values become log-spaced bins."""
-    from sweep_report.runs import Run
+    from sweeps.report.runs import Run
 
     job_dirs = [sweep[0] / str(i) for i in range(4)]
     runs = [Run(job=f"trial {k}", name="", state="completed" if k % 5 else "pruned",
@@ -293,14 +293,14 @@ def test_a_continuous_search_is_binned_into_a_grid(sweep):
 
 
 def test_a_sweep_with_no_job_yet_still_gets_a_report(tmp_path):
-    from sweep_report.runs import Sweep
+    from sweeps.report.runs import Sweep
 
     report = make_report(Sweep(path=tmp_path, kind="multirun", runs=[], name="empty"), use_wandb=False, print_to=False)
     assert "no runs" in report.html.read_text()
 
 
 def test_labels_show_what_varies_without_trial_identity():
-    from sweep_report.runs import Run, label_runs
+    from sweeps.report.runs import Run, label_runs
 
     runs = [Run(job=str(k), name="", state="completed",
                 overrides=[f"beta={b}", "latent_size=2", "debug=smoke", f"++optuna.trial_number={k}"])

@@ -1,4 +1,4 @@
-"""The fused engine (vae/speed/stacked_vae.py, member_batches.py): each member of a stack is the
+"""The fused engine (sweeps/fused/stacked_vae.py, member_batches.py): each member of a stack is the
 solo model it was built from — same loss, gradients, updates, data order — and leaves no trace
 on the others when it diverges or is pruned."""
 
@@ -12,9 +12,9 @@ from vae.data.mnist import MNISTDataModule
 from vae.data.base import TensorBatches
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from vae.speed.member_batches import MemberBatches, member_generator
-from vae.speed import stacked_evaluation as evaluation   # (its `test` is no pytest test)
-from vae.speed.stacked_vae import StackedVAE, stack_key
+from sweeps.fused.member_batches import MemberBatches, member_generator
+from sweeps.fused import stacked_evaluation as evaluation   # (its `test` is no pytest test)
+from sweeps.fused.stacked_vae import StackedVAE, stack_key
 
 MNIST_INFO = MNISTDataModule.info
 SHAPE = (1, 28, 28)

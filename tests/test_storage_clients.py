@@ -24,7 +24,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeper.storage import StorageSpec, build_storage, parse_storage
+from sweeps.optuna.storage import StorageSpec, build_storage, parse_storage
 from vae.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ whose loss is dominated by ``lr`` (and whose second objective, ``cost``, by ``wi
 - two objectives (loss, cost): 12 trials, for the Pareto front.
 
 Both sweeps run once per module, side by side, through Hydra and our Optuna sweeper; the reports
-are built as a user builds them (``python -m sweep_report --storage URL --study NAME``), with a
+are built as a user builds them (``python -m sweeps.report --storage URL --study NAME``), with a
 real offline W&B run read back with ``wandb leet inspect``, and opened in headless Chromium. The
 whole file took 37–64 s here (2 cores shared with other jobs).
 """
@@ -30,10 +30,10 @@ import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
-from sweep_report import plots, study_plots
-from sweep_report.report import main as report_main
-from sweep_report.runs import collect_multirun
-from sweep_report.study import load_view, importances, trial_table
+from sweeps.report import plots, study_plots
+from sweeps.report.report import main as report_main
+from sweeps.report.runs import collect_multirun
+from sweeps.report.study import load_view, importances, trial_table
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "apps" / "study.py"

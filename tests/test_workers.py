@@ -12,7 +12,7 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from joblib import Parallel, delayed
 
-from sweeper.workers import WorkerWarmUp, joblib_settings, limit_workers
+from sweeps.workers.launcher_workers import WorkerWarmUp, joblib_settings, limit_workers
 
 
 def make_joblib_launcher(n_jobs: int) -> JoblibLauncher:
@@ -47,7 +47,7 @@ def test_the_fused_launchers_workers_are_warmed_the_same_way_and_reused():
     warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
     warm_up.wait()
     assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
-    # what the launcher then runs its groups with (vae/speed/fused_launcher.py: _run_in_workers)
+    # what the launcher then runs its groups with (sweeps/fused/fused_launcher.py: _run_in_workers)
     job_pids = Parallel(**launcher.worker_settings(6))(delayed(os.getpid)() for _ in range(6))
     assert set(job_pids) <= set(warm_up.worker_pids)
     assert FusedLauncher(workers=1).worker_settings(6) is None          # groups in this process
@@ -98,9 +98,9 @@ def test_without_workers_wait_says_the_checks_are_still_to_make():
 
 
 def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
-    """sweeper.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
+    """sweeps.workers.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
     import vae.data.base
-    from sweeper.warm_up import prepare_worker
+    from sweeps.workers.warm_up import prepare_worker
 
     monkeypatch.setattr(vae.data.base, "_SPLITS_CACHE", {})
     data = {"_target_": "vae.data.mnist.MNISTDataModule", "data_dir": str(data_dir), "batch_size": 64,

@@ -11,7 +11,7 @@ import torch
 from torchvision.io import encode_png
 
 from vae import figures
-from vae.atomic import atomic_write_bytes
+from protocol.atomic import atomic_write_bytes
 
 # zlib level 1, not libpng's default 6: a round of figures encodes in 15 ms instead of 66 ms
 # (0.25 s of a default 1024-step run) for files 5% larger (274 KB against 260 KB).
@@ -69,7 +69,7 @@ class ImageLogger(L.Callback):
 
     def write_figures(self, model, datamodule, loggers, step: int, final: bool) -> None:
         """Draw, save the PNGs and send them to the loggers; also called outside a Trainer (a fused
-        group's members, vae/speed/fused_run.py)."""
+        group's members, sweeps/fused/fused_run.py)."""
         if not figures.can_draw(model):
             return
         was_training = model.training

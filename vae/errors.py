@@ -1,15 +1,8 @@
-"""Errors a user can fix. The command line prints them as one line, without a traceback.
+"""The library's errors a user can fix (see protocol/errors.py for the shared base classes)."""
 
-Anything else that goes wrong is a bug and keeps its full traceback.
-"""
+from protocol.errors import ConfigError, UserError
 
-
-class UserError(Exception):
-    """A mistake in the input (config, files, environment) that the user can fix."""
-
-
-class ConfigError(UserError):
-    """A config value is out of range, of the wrong type, or unknown."""
+__all__ = ["ConfigError", "DataError", "DivergedError", "UserError"]
 
 
 class DataError(UserError):

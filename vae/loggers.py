@@ -108,7 +108,7 @@ def continue_csv_history(csv_logger, resume_step: int) -> None:
     import io
     import warnings
 
-    from vae.atomic import atomic_write_text
+    from protocol.atomic import atomic_write_text
 
     path = Path(csv_logger.log_dir) / "metrics.csv"
     if not path.exists():

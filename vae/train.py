@@ -20,13 +20,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vae.atomic import atomic_write_json
+from protocol.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
 from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
 from vae.preflight import build_datamodule, build_model, preflight
-from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
+from protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
 from vae.secrets import redact
 from vae.speed import batch_groups
 
@@ -106,7 +106,7 @@ def run_params(cfg: DictConfig, model: L.LightningModule, datamodule: L.Lightnin
 
 
 def trial_callbacks(cfg: DictConfig) -> list:
-    """The callback a sweeper asked this job to report through (vae/protocol.py), if any."""
+    """The callback a sweeper asked this job to report through (protocol/__init__.py), if any."""
     trial = cfg.get(TRIAL_KEY)
     if trial is None or trial.get("_target_") is None:
         return []

@@ -1,6 +1,6 @@
 """``hydra/launcher=fused``: the config Hydra composes and the class it instantiates.
 
-The logic is in ``vae/speed/fused_launcher.py``; Hydra only discovers launchers in the
+The logic is in ``sweeps/fused/fused_launcher.py``; Hydra only discovers launchers in the
 ``hydra_plugins`` namespace, hence this thin module.
 """
 
@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 
-from vae.speed.fused_launcher import FusedLauncherImpl
+from sweeps.fused.fused_launcher import FusedLauncherImpl
 
 
 @dataclass
@@ -47,7 +47,7 @@ class FusedLauncher(Launcher):
 
     def launch_numbered(self, job_overrides, job_numbers, on_return=None):
         """Several jobs with given job numbers, each return handed to ``on_return(i, ret)`` as it
-        ends: what a sweeper asking for several trials at once needs (sweeper/optuna_sweeper.py)."""
+        ends: what a sweeper asking for several trials at once needs (sweeps/optuna/optuna_sweeper.py)."""
         return self.impl.launch_numbered(job_overrides, job_numbers, on_return)
 
 

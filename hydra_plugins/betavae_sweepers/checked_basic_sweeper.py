@@ -3,7 +3,7 @@
 Without the check, ``-m beta=-1,0.5`` would train beta=0.5 and only then fail on beta=-1,
 leaving a half-finished sweep folder behind. The parent checks the values (no torch needed);
 the launcher's worker processes (if it has any) start, prepare for the jobs and check their
-components (datamodule, model, Trainer arguments: sweeper/workers.py); without workers the
+components (datamodule, model, Trainer arguments: sweeps/workers/launcher_workers.py); without workers the
 parent checks those too.
 """
 
@@ -14,9 +14,9 @@ from typing import Any, List, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from sweeper.workers import WorkerWarmUp, limit_workers, release_workers
+from sweeps.workers.launcher_workers import WorkerWarmUp, limit_workers, release_workers
 from vae.preflight import check_components, check_values
-from sweeper.warm_up import components, worker_preparation
+from sweeps.workers.warm_up import components, worker_preparation
 
 
 class CheckedBasicSweeper(BasicSweeper):

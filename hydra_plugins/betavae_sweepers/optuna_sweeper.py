@@ -1,7 +1,7 @@
 """``hydra/sweeper=optuna``: the config Hydra composes and the class it instantiates.
 
 The keys are the upstream ``hydra-optuna-sweeper``'s (so an upstream config works unchanged),
-plus ours, marked NEW. The logic is in ``sweeper/optuna_sweeper.py``; Hydra only discovers
+plus ours, marked NEW. The logic is in ``sweeps/optuna/optuna_sweeper.py``; Hydra only discovers
 sweepers in the ``hydra_plugins`` namespace, hence this thin module.
 """
 
@@ -69,7 +69,7 @@ class NSGAIISamplerConfig(SamplerConfig):
 class MOTPESamplerConfig(SamplerConfig):
     """Upstream's ``motpe``: Optuna 4 removed MOTPESampler (TPESampler does several objectives)."""
 
-    _target_: str = "sweeper.upstream.motpe_sampler"
+    _target_: str = "sweeps.optuna.upstream.motpe_sampler"
     consider_prior: Optional[bool] = None
     prior_weight: Optional[float] = None
     consider_magic_clip: Optional[bool] = None
@@ -162,7 +162,7 @@ class OptunaSweeper(Sweeper):
     def __init__(self, **kwargs: Any) -> None:
         # Imported here, not at the top: Hydra imports every plugin module to discover plugins,
         # and Optuna's import (~0.2 s) would then be paid by every run and every grid sweep.
-        from sweeper.optuna_sweeper import OptunaSweeperImpl
+        from sweeps.optuna.optuna_sweeper import OptunaSweeperImpl
 
         self.sweeper = OptunaSweeperImpl(**kwargs)
 

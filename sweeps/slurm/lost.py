@@ -18,9 +18,9 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from vae.atomic import atomic_write_json
-from vae.errors import UserError
-from vae.protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED
+from protocol.atomic import atomic_write_json
+from protocol.errors import UserError
+from protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae.protocol import COMPLETED, METRICS_FILE
+from protocol import COMPLETED, METRICS_FILE
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vae.errors import ConfigError
+from protocol.errors import ConfigError
 
 SHOWN = ("partition", "cpus_per_task", "mem_gb", "gpus_per_node", "gres", "timeout_min", "nodes", "tasks_per_node")
 POSITIVE = ("timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "nodes", "tasks_per_node",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae.atomic import atomic_write_bytes
+from protocol.atomic import atomic_write_bytes
 from vae.data.base import DatasetInfo, Factor, InMemoryImageDataModule, Split, factor_grid_index
 from vae.errors import ConfigError, DataError
 

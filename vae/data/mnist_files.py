@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae.atomic import atomic_write_bytes
+from protocol.atomic import atomic_write_bytes
 from vae.errors import DataError
 
 IDX_MD5 = {

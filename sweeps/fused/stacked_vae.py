@@ -1,0 +1,399 @@
+"""K β-VAEs with MLP networks trained as one stacked model ("fused"). Read it top to bottom.
+
+Why: the seed model is tiny, so one trial leaves a CPU core (or a GPU) mostly idle and pays
+Python's per-operation overhead for little arithmetic. K members stacked, weights (K, in, out) and
+one torch.baddbmm per layer, train K models for the price of a few (benchmarks/fused.py).
+
+The contract, per member k (tests/test_stacked_vae.py checks each claim):
+- Networks: the project's MLPEncoder/MLPDecoder (vae/models/networks.py), the same hidden sizes and
+  activations for all members. Member k's slice of a stacked layer is its nn.Linear transposed.
+- Latent sizes are padded to the largest, L, and masked: z and the KL of a padded dim are zero, so
+  padded head outputs and decoder inputs get exactly zero gradient, Adam turns an always-zero
+  gradient into a zero update, and they stay at their initial zero. Member k computes the loss and
+  gradients of a model of its own latent size.
+- Loss: its own β and reduction, as BetaVAE.loss. The stack minimises Σ_k loss_k; members share no
+  parameter, so the gradient of member k's slice is that of loss_k alone.
+- Optimiser: one torch.optim.Adam over the stacked tensors; Adam is element-wise, so member k's
+  update is its own. Learning rates may differ: Adam runs at REFERENCE_LR and member k's update is
+  scaled by lr_k / REFERENCE_LR (Adam's update is proportional to its lr, ε included): exact up to
+  float rounding, and a member's update depends on its own lr only, never on the others'.
+- Gradient clipping (BetaVAE.gradient_clip_val): by the norm of member k's own gradients, as
+  torch.nn.utils.clip_grad_norm_ does for a solo model.
+- Noise: member k draws its reparameterisation noise from its own torch.Generator, and its batches
+  come in its solo order (sweeps/fused/member_batches.py), so a member's trajectory does not depend on
+  which others share the stack: removing one leaves the others bit-identical to a stack built
+  without it (with the same padded latent size, which sets the matrix shapes and so the rounding).
+  Optionally one generator for the whole group: one draw per step instead of K, for large K on a
+  GPU, at the price of that independence.
+- Divergence: a member whose loss is not finite is removed before its update (a solo run raises
+  DivergedError there, before its optimiser step); the others take their step.
+Evaluation (sweeps/fused/stacked_evaluation.py) runs all members on each batch of images at once.
+Checkpoints stay solo: member_state_dict(k) and member_optimizer_state_dict(k) load into a BetaVAE
+of member k's latent size and its Adam; from_members() stacks such states back.
+
+This file is over ~300 lines because the model, its optimiser, member removal and the solo
+checkpoints must agree on one layout (``_index``); split, each would re-derive it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vae.models.bernoulli import bernoulli_nll
+from vae.models.beta_vae import REDUCTIONS, BetaVAE
+from vae.models.networks import MLPDecoder, MLPEncoder
+
+# Adam's default and the project's lr. Adam runs at this lr, whatever the members': a fixed
+# reference, not the group's largest, so that no member's rounding depends on its group mates.
+REFERENCE_LR = 1e-3
+
+
+@dataclass
+class StepResult:
+    """One training step. Tensors are (K,) over the members present at the step's start."""
+
+    loss: torch.Tensor
+    distortion: torch.Tensor      # batch means, nats per image
+    rate: torch.Tensor
+    finite: torch.Tensor          # bool; False: that member diverged and has been removed
+    member_ids: list              # ids of those members, in stack order
+    diverged: list                # ids of the members removed at this step
+    kept: list[int] | None        # stack positions kept (None: all); slice MemberBatches with it
+
+
+def _linears(model: BetaVAE) -> list[tuple[str, nn.Linear]]:
+    """A member's linear layers, named as in its state dict: encoder body, head, decoder body, out."""
+    if not (isinstance(model.encoder, MLPEncoder) and isinstance(model.decoder, MLPDecoder)):
+        raise ValueError(f"only MLPEncoder/MLPDecoder members can be stacked, not "
+                         f"{type(model.encoder).__name__}/{type(model.decoder).__name__}")
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    # The stack maps solo parameter j to layer j // 2 (weight, bias): check that order holds.
+    if [id(p) for p in model.parameters()] != [id(p) for _, m in linears for p in (m.weight, m.bias)]:
+        raise ValueError("a member's parameters are not its linear layers' weights and biases in order")
+    return linears
+
+
+def _activation(body: nn.Module) -> nn.Module:
+    kinds = [m for m in body.modules() if not isinstance(m, (nn.Linear, nn.Sequential, nn.Flatten))]
+    return kinds[0]
+
+
+def _architecture(model: BetaVAE) -> tuple:
+    """What members must share to be stacked: everything but the latent size. Layer sizes are
+    (in, out), with None where the latent size enters (the head's outputs, the decoder's inputs)."""
+    enc, dec = model.encoder, model.decoder
+    n_enc = sum(1 for m in enc.modules() if isinstance(m, nn.Linear))
+    sizes = tuple((None if i == n_enc else m.in_features, None if i == n_enc - 1 else m.out_features)
+                  for i, (_, m) in enumerate(_linears(model)))
+    return (tuple(dec.image_shape), n_enc, sizes, repr(_activation(enc.body)),
+            repr(_activation(dec.body)), enc.head.min_scale)
+
+
+def _member_lr(model: BetaVAE) -> float:
+    # Only Adam with its default betas/eps is stacked; a model built with another optimiser
+    # (a partial in model.optimizer_factory) must be trained solo.
+    factory = getattr(model, "optimizer_factory", None)
+    if factory is not None and (getattr(factory, "func", factory) is not torch.optim.Adam
+                                or set(getattr(factory, "keywords", {})) - {"lr"}):
+        raise ValueError("only members trained with torch.optim.Adam (lr only) can be stacked")
+    if model.lr is None:
+        raise ValueError("a member has no learning rate")
+    return float(model.lr)
+
+
+def stack_key(model: BetaVAE) -> tuple | None:
+    """What members must share to be stacked (everything but latent size, β, reduction, lr and
+    gradient clipping), or None for a model that cannot be (other networks, another optimiser).
+    A launcher groups jobs by it, and by what their configs share (data, steps, batch size)."""
+    try:
+        _member_lr(model)
+        return _architecture(model)
+    except ValueError:
+        return None
+
+
+class StackedVAE(nn.Module):
+    def __init__(self, *, image_shape: Sequence[int], layer_sizes: Sequence[tuple[int, int]], n_enc: int,
+                 encoder_activation: nn.Module, decoder_activation: nn.Module, min_scale: float,
+                 latent_sizes: Sequence[int], betas: Sequence[float], reductions: Sequence[str],
+                 lrs: Sequence[float], clip_norms: Sequence[float | None],
+                 generators: Sequence[torch.Generator] | torch.Generator, member_ids: Sequence | None = None,
+                 layer_names: Sequence[str] = (), padded_latent: int = 0,
+                 device: torch.device | str | None = None):
+        super().__init__()
+        # One generator per member: its own noise stream. One torch.Generator for the whole group:
+        # one draw per step instead of K small ones (for K in the hundreds on a GPU, where K kernel
+        # launches can cost more than the step), at the price of noise that depends on the group.
+        self.group_generator = generators if isinstance(generators, torch.Generator) else None
+        generators = [] if self.group_generator else list(generators)
+        if not (len(latent_sizes) == len(betas) == len(reductions) == len(lrs) == len(clip_norms)
+                == (len(generators) if generators else len(latent_sizes))):
+            raise ValueError("one latent size, β, reduction, lr, clip norm and generator per member")
+        if any(r not in REDUCTIONS for r in reductions):
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, not {list(reductions)}")
+        self.image_shape, self.num_pixels = tuple(image_shape), math.prod(image_shape)
+        self.n_enc, self.min_scale, self.layer_names = n_enc, min_scale, list(layer_names)
+        self.encoder_activation, self.decoder_activation = encoder_activation, decoder_activation
+        self.latent_sizes, self.betas, self.reductions = list(latent_sizes), list(betas), list(reductions)
+        self.lrs, self.clip_norms, self.generators = list(lrs), list(clip_norms), list(generators)
+        self.member_ids = list(member_ids) if member_ids is not None else list(range(len(latent_sizes)))
+        self.max_latent = max(*self.latent_sizes, padded_latent)
+        # Layers as (in, out): the head's outputs and the decoder's first inputs are 2L and L.
+        L = self.max_latent
+        sizes = [(2 * L if i == n_enc - 1 else o) for i, (_, o) in enumerate(layer_sizes)]
+        sizes = [(L if i == n_enc else n_in, o) for i, ((n_in, _), o) in enumerate(zip(layer_sizes, sizes))]
+        k = len(self.latent_sizes)
+        # Zeros: the padded entries must start (and so stay) at zero; from_members fills the rest.
+        self.weights = nn.ParameterList([nn.Parameter(torch.zeros(k, i, o, device=device)) for i, o in sizes])
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, 1, o, device=device)) for _, o in sizes])
+        self._member_tensors()
+        self.optimizer = self._make_optimizer()
+
+    def _member_tensors(self) -> None:
+        """Per-member constants as (K, ...) tensors, rebuilt whenever members are removed."""
+        device = self.weights[0].device
+        sizes = torch.tensor(self.latent_sizes, dtype=torch.long, device=device)
+        betas = torch.tensor(self.betas, dtype=torch.float, device=device)
+        mean = torch.tensor([r == "mean" for r in self.reductions], dtype=torch.bool, device=device)
+        self.mask = (torch.arange(self.max_latent, device=device) < sizes.view(-1, 1, 1)).float()  # (K,1,L)
+        # BetaVAE.loss as a·mean(D) + c·mean(R): sum: a=1, c=β; mean: a=1/P, c=β/L_k.
+        self.distortion_weight = torch.where(mean, 1.0 / self.num_pixels, 1.0)
+        self.rate_weight = torch.where(mean, betas / sizes, betas)
+        self.scaled_lr = any(lr != REFERENCE_LR for lr in self.lrs)
+        self.lr_scale = torch.tensor([lr / REFERENCE_LR for lr in self.lrs], device=device).view(-1, 1, 1)
+        self.clip = torch.tensor([c if c else math.inf for c in self.clip_norms], device=device)
+        self.clipping = any(self.clip_norms)
+
+    def _make_optimizer(self) -> torch.optim.Adam:
+        # fused: one kernel per tensor instead of ~10 passes over it; at K=64 (11M parameters) Adam's
+        # step drops from ~100 ms to ~22 ms on this CPU. Still element-wise: members stay independent.
+        fused = True if self.weights[0].device.type in ("cpu", "cuda") else None
+        return torch.optim.Adam(self.parameters(), lr=REFERENCE_LR, fused=fused)
+
+    def __len__(self) -> int:
+        return len(self.latent_sizes)
+
+    # --- building from solo members, and back -----------------------------------------------
+    @classmethod
+    def from_members(cls, models: Sequence[BetaVAE], generators: Sequence[torch.Generator] | torch.Generator,
+                     member_ids: Sequence | None = None, optimizer_states: Sequence[dict] | None = None,
+                     padded_latent: int = 0, device: torch.device | str | None = None) -> "StackedVAE":
+        """Stack solo BetaVAEs (weights copied). ``generators``: one per member, the source of its
+        noise (sweeps/fused/member_batches.py, member_generator), or one for the group (see __init__). ``optimizer_states``: their solo
+        Adam state dicts, to resume (all at the same step). ``padded_latent``: pad latents to at
+        least this size (a member's float rounding depends on the padded shape, not on its group
+        mates; removing members keeps the shape). Build on the training device."""
+        if not models:
+            raise ValueError("no members to stack")
+        arch = [_architecture(m) for m in models]
+        if any(a != arch[0] for a in arch):
+            raise ValueError(f"members differ in more than the latent size: {sorted(set(arch))}")
+        first = models[0]
+        linears = _linears(first)
+        n_enc = sum(1 for m in first.encoder.modules() if isinstance(m, nn.Linear))
+        stack = cls(image_shape=first.decoder.image_shape, layer_sizes=arch[0][2], n_enc=n_enc,
+                    encoder_activation=copy.deepcopy(_activation(first.encoder.body)),
+                    decoder_activation=copy.deepcopy(_activation(first.decoder.body)),
+                    min_scale=first.encoder.head.min_scale, latent_sizes=[m.latent_size for m in models],
+                    betas=[float(m.beta) for m in models], reductions=[m.reduction for m in models],
+                    lrs=[_member_lr(m) for m in models],
+                    clip_norms=[getattr(m, "gradient_clip_val", None) for m in models],
+                    generators=generators, member_ids=member_ids, layer_names=[n for n, _ in linears],
+                    padded_latent=padded_latent, device=device)
+        params = list(stack.parameters())
+        with torch.no_grad():
+            for k, model in enumerate(models):
+                stack._restack(k, [p.detach() for p in model.parameters()], params)
+        if optimizer_states:
+            stack._load_member_optimizer_states(optimizer_states)
+        return stack
+
+    def _index(self, layer: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows (inputs) and columns (outputs) of stacked layer ``layer`` that member k's solo layer
+        occupies: all of them, but for the member's latent size where a layer meets z."""
+        device = self.weights[layer].device
+        n_in, n_out = self.weights[layer].shape[1:]
+        size, L = self.latent_sizes[k], self.max_latent
+        rows = torch.arange(size if layer == self.n_enc else n_in, device=device)   # decoder input: z
+        if layer == self.n_enc - 1:   # encoder head: loc in columns [0, L), raw scale in [L, 2L)
+            cols = torch.cat([torch.arange(size, device=device), L + torch.arange(size, device=device)])
+        else:
+            cols = torch.arange(n_out, device=device)
+        return rows, cols
+
+    def _unstack(self, k: int, stacked: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Member k's tensors in its solo parameter order, from tensors laid out like parameters()."""
+        n, out = len(self.weights), []
+        for i in range(n):
+            rows, cols = self._index(i, k)
+            out += [stacked[i][k][rows][:, cols].T.contiguous(), stacked[n + i][k, 0, cols].clone()]
+        return out
+
+    def _restack(self, k: int, solo: Sequence[torch.Tensor], stacked: Sequence[torch.Tensor]) -> None:
+        n = len(self.weights)
+        for i in range(n):
+            rows, cols = self._index(i, k)
+            stacked[i][k][rows.view(-1, 1), cols] = solo[2 * i].T.to(stacked[i])
+            stacked[n + i][k, 0, cols] = solo[2 * i + 1].to(stacked[n + i])
+
+    def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k (stack position) as the state dict of a solo BetaVAE of its latent size."""
+        with torch.no_grad():
+            tensors = self._unstack(k, [p.detach() for p in self.parameters()])
+        state = {f"{name}.{kind}": t for name, pair in zip(self.layer_names, zip(tensors[::2], tensors[1::2]))
+                 for kind, t in zip(("weight", "bias"), pair)}
+        device = self.weights[0].device
+        return {"prior_loc": torch.zeros(self.latent_sizes[k], device=device),
+                "prior_scale": torch.ones(self.latent_sizes[k], device=device), **state}
+
+    def member_gradients(self, k: int) -> list[torch.Tensor]:
+        """Member k's gradients in its solo parameter order (for checks)."""
+        return self._unstack(k, [p.grad for p in self.parameters()])
+
+    def member_optimizer_state_dict(self, k: int) -> dict:
+        """Member k's Adam state as a solo ``torch.optim.Adam(model.parameters())`` saves it."""
+        group = {key: v for key, v in self.optimizer.param_groups[0].items() if key != "params"}
+        # a solo Adam's defaults: it picks its own implementation
+        group.update(lr=self.lrs[k], fused=None, foreach=None, params=list(range(2 * len(self.weights))))
+        params, state = list(self.parameters()), {}
+        if self.optimizer.state:   # no state before the first step
+            step = self.optimizer.state[params[0]]["step"]
+            moments = {key: self._unstack(k, [self.optimizer.state[p][key] for p in params])
+                       for key in ("exp_avg", "exp_avg_sq")}
+            state = {j: {"step": step.detach().cpu().clone(), "exp_avg": moments["exp_avg"][j],
+                         "exp_avg_sq": moments["exp_avg_sq"][j]} for j in range(len(params))}
+        return {"state": state, "param_groups": [group]}
+
+    def _load_member_optimizer_states(self, states: Sequence[dict]) -> None:
+        steps = {float(s["state"][0]["step"]) if s["state"] else 0.0 for s in states}
+        if len(steps) != 1:
+            raise ValueError(f"members resume at different optimiser steps {sorted(steps)}; stack "
+                             f"only members at the same step")
+        if steps == {0.0}:
+            return
+        full = self.optimizer.state_dict()
+        params = list(self.parameters())
+        moments = {key: [torch.zeros_like(p) for p in params] for key in ("exp_avg", "exp_avg_sq")}
+        for k, s in enumerate(states):
+            for key, stacked in moments.items():
+                self._restack(k, [s["state"][j][key] for j in range(len(params))], stacked)
+        step = states[0]["state"][0]["step"]
+        full["state"] = {j: {"step": torch.as_tensor(step).clone(), "exp_avg": moments["exp_avg"][j],
+                             "exp_avg_sq": moments["exp_avg_sq"][j]} for j in range(len(params))}
+        self.optimizer.load_state_dict(full)
+
+    # --- the model ---------------------------------------------------------------------------
+    def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.biases[i], h, self.weights[i])     # (K, N, in) @ (K, in, out) + (K, 1, out)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loc, scale) of q(z|x), each (K, N, L), for images x (K, N, pixels)."""
+        h = x
+        for i in range(self.n_enc - 1):
+            h = self.encoder_activation(self._layer(i, h))
+        loc, raw_scale = self._layer(self.n_enc - 1, h).chunk(2, dim=-1)
+        return loc, F.softplus(raw_scale) + self.min_scale
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits (K, N, pixels) for latents z (K, N, L)."""
+        h = z
+        for i in range(self.n_enc, len(self.weights) - 1):
+            h = self.decoder_activation(self._layer(i, h))
+        return self._layer(len(self.weights) - 1, h)
+
+    def member_noise(self, n: int) -> torch.Tensor:
+        """(K, n, L) standard normals, member k's drawn from its own generator with its solo shape."""
+        if self.group_generator is not None:
+            return torch.randn(len(self), n, self.max_latent, generator=self.group_generator,
+                               device=self.weights[0].device)
+        eps = self.weights[0].new_zeros(len(self), n, self.max_latent)
+        for k, (generator, size) in enumerate(zip(self.generators, self.latent_sizes)):
+            eps[k, :, :size] = torch.randn(n, size, generator=generator, device=eps.device)
+        return eps
+
+    def terms(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-image distortion and rate (K, N), per-dim KL and loc (K, N, L), one reparameterised
+        sample, for images x (K, N, ...). ``eps``: the noise (K, N, L); member_noise() if not given."""
+        x = x.flatten(2)
+        loc, scale = self.posterior(x)
+        eps = self.member_noise(x.shape[1]) if eps is None else eps
+        z = (loc + eps * scale) * self.mask
+        var_ratio = scale.pow(2)   # torch's KL(N(loc, scale) ‖ N(0, 1)), term for term
+        kl_per_dim = 0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log()) * self.mask
+        distortion = bernoulli_nll(self.decode(z), x).sum(-1)
+        return {"distortion": distortion, "rate": kl_per_dim.sum(-1), "kl_per_dim": kl_per_dim, "loc": loc}
+
+    def loss(self, distortion: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """Each member's BetaVAE.loss, (K,), from per-image terms (K, N)."""
+        return self.distortion_weight * distortion.mean(1) + self.rate_weight * rate.mean(1)
+
+    # --- training ----------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor) -> StepResult:
+        """One optimiser step of every member on its own batch, x (K, B, C, H, W)."""
+        t = self.terms(x)
+        loss = self.loss(t["distortion"], t["rate"])
+        finite = torch.isfinite(loss)
+        all_finite = bool(finite.all())     # one sync per step, as a solo run's check
+        self.optimizer.zero_grad(set_to_none=True)
+        # A diverged member's loss is left out of the sum; its own gradients (NaN) go with it below.
+        (loss if all_finite else loss.where(finite, 0.0)).sum().backward()
+        ids, kept, diverged = list(self.member_ids), None, []
+        if not all_finite:
+            kept = finite.nonzero().flatten().tolist()
+            diverged = [ids[i] for i in range(len(ids)) if i not in kept]
+            self.remove_members(kept)
+        if len(self):
+            self._clip_gradients()
+            self._optimizer_step()
+        return StepResult(loss.detach(), t["distortion"].detach().mean(1), t["rate"].detach().mean(1),
+                          finite, ids, diverged, kept)
+
+    def _clip_gradients(self) -> None:
+        if not self.clipping:
+            return
+        grads = [p.grad for p in self.parameters()]
+        # clip_grad_norm_ per member: the norm of the per-tensor norms, coefficient clamped at 1
+        norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1)
+                                                      for g in grads]), dim=0)
+        coef = (self.clip / (norms + 1e-6)).clamp(max=1.0).view(-1, 1, 1)
+        for g in grads:
+            g.mul_(coef)
+
+    def _optimizer_step(self) -> None:
+        if not self.scaled_lr:
+            self.optimizer.step()
+            return
+        before = [p.detach().clone() for p in self.parameters()]
+        self.optimizer.step()      # at REFERENCE_LR
+        with torch.no_grad():
+            for p, p0 in zip(self.parameters(), before):
+                # p0 + s·(p − p0); lerp returns p itself at s = 1: a member at REFERENCE_LR is untouched
+                p.copy_(p0.lerp_(p, self.lr_scale))
+
+    @torch.no_grad()
+    def remove_members(self, keep: Sequence[int]) -> None:
+        """Keep only the members at stack positions ``keep`` (in that order): parameters, their
+        gradients and Adam's state are sliced, so the others continue exactly as they would have."""
+        keep = list(keep)
+        index = torch.tensor(keep, dtype=torch.long, device=self.weights[0].device)
+        state = self.optimizer.state_dict()
+        state["state"] = {j: {key: v[index.to(v.device)] if v.dim() else v for key, v in s.items()}
+                          for j, s in state["state"].items()}
+        for params in (self.weights, self.biases):
+            for i, p in enumerate(params):
+                sliced = nn.Parameter(p[index])
+                sliced.grad = None if p.grad is None else p.grad[index]
+                params[i] = sliced
+        for name in ("latent_sizes", "betas", "reductions", "lrs", "clip_norms", "member_ids",
+                     *(["generators"] if self.generators else [])):
+            setattr(self, name, [getattr(self, name)[i] for i in keep])
+        self._member_tensors()
+        self.optimizer = self._make_optimizer()
+        self.optimizer.load_state_dict(state)
