@@ -94,13 +94,14 @@ class SlurmLauncherImpl(SlurmLauncher):
                 continue
             log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
             todo.append((number, list(overrides), config))
+        jobs = []
         if todo:
             state = Singleton.get_state()
             jobs = executor.map_array(self, [o for _, o, _ in todo], ["hydra.sweep.dir"] * len(todo),
                                       [n for n, _, _ in todo], [f"job_id_for_{n}" for n, _, _ in todo],
                                       [state] * len(todo))
             log.info("Submitted Slurm array %s (%d jobs)", jobs[0].job_id.split("_")[0], len(jobs))
-        for job, (number, overrides, config) in zip(jobs if todo else [], todo):
+        for job, (number, overrides, config) in zip(jobs, todo):
             lost.wait(job, **self.own)
             try:
                 returns[number] = job.results()[0]

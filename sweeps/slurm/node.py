@@ -49,6 +49,20 @@ def time_limit(job_id: str) -> str | None:
     return proc.stdout.strip() or None
 
 
+def stopped_by(exc: BaseException | None) -> str | None:
+    """Which of Slurm's signals ended the run, if any: ``SIGTERMException`` (Lightning's, at
+    SIGTERM) or ``UncompletedJobError`` (submitit's, at USR2 before the time limit), possibly
+    followed by another error while the run wound down (W&B's service dies of the same signal:
+    "Connection lost"). By name: the parent never imports Lightning."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if type(exc).__name__ in ("SIGTERMException", "UncompletedJobError"):
+            return type(exc).__name__
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, params: dict) -> Callable:
     """Set the job's config for this node and return the task to run.
 
@@ -58,8 +72,6 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
     - submitit's signal before the time limit, with no requeue left, ends the run: recorded as
       failed because of the time limit, not as submitit's internal error.
     """
-    from submitit.core.utils import UncompletedJobError
-
     from sweeps.slurm.lost import SlurmJobLost, record_lost
 
     folder = job_dir(config)
@@ -74,11 +86,10 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
             config.callbacks.slurm_stop = {"_target_": "sweeps.slurm.checkpoint.CheckpointOnStop",
                                            "dirpath": "${callbacks.checkpoint.dirpath}"}
     # Slurm's SIGTERM (scancel, preemption, requeue, time limit; SIGKILL follows after KillWait):
-    # Lightning stops at the next step and CheckpointOnStop saves; the job then exits without a
-    # result, so that the sweep waits for the requeued job, or learns from sacct why it ended.
-    stopped = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-
+    # during fit, Lightning's handler stops the run at the next step, where CheckpointOnStop saves.
+    # The job then exits without a result, so that the sweep waits for the requeued job, or learns
+    # from sacct why it ended. (The signal reaches W&B's service too, which exits at once: the W&B
+    # history of the stopped segment can be cut short; checkpoint and metrics.json are whole.)
     def stop() -> None:
         why = f"Slurm job {job_id} was stopped by SIGTERM (cancelled, preempted, requeued or past its time limit)"
         record_lost(folder, run_name, why)
@@ -88,16 +99,16 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
 
     def run(cfg: DictConfig) -> Any:
         try:
-            result = task(cfg)
-        except UncompletedJobError as exc:
-            limit = time_limit(job_id) or f"{params.get('timeout_min')} min"
-            why = (f"Slurm job {job_id} reached its time limit ({limit}; hydra.launcher.timeout_min) and was not "
-                   f"requeued (hydra.launcher.max_num_timeout={params.get('max_num_timeout', 0)})")
-            record_lost(folder, run_name, why)
-            raise SlurmJobLost(why) from exc
-        except BaseException:
-            if stopped:
+            return task(cfg)
+        except BaseException as exc:
+            signal_error = stopped_by(exc)
+            if signal_error == "SIGTERMException":
                 stop()
+            if signal_error == "UncompletedJobError":
+                limit = time_limit(job_id) or f"{params.get('timeout_min')} min"
+                why = (f"Slurm job {job_id} reached its time limit ({limit}; hydra.launcher.timeout_min) and was "
+                       f"not requeued (hydra.launcher.max_num_timeout={params.get('max_num_timeout', 0)})")
+                record_lost(folder, run_name, why)
+                raise SlurmJobLost(why) from exc
             raise
-        return result
     return run
