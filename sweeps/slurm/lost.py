@@ -26,13 +26,16 @@ log = logging.getLogger(__name__)
 
 REASONS = {
     "CANCELLED": "was cancelled (scancel, or its process killed)",
-    "TIMEOUT": "exceeded its time limit",
     "OUT_OF_MEMORY": "ran out of memory (raise hydra.launcher.mem_gb)",
     "NODE_FAIL": "lost its node",
     "PREEMPTED": "was preempted and not requeued",
     "BOOT_FAIL": "never started (its node failed to boot)",
     "DEADLINE": "passed its deadline",
 }
+
+
+# submitit's states of a job still on its way (submitit.core.core.InfoWatcher.is_done).
+UNFINISHED = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED")
 
 
 class SlurmJobLost(UserError):
@@ -45,29 +48,41 @@ def in_queue(job_id: str) -> bool:
 
 
 def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
-    """Until the job has a result or a final state. submitit's own wait asks sacct ever more rarely
-    (up to every 10 min), so a dead job would hold the sweep for minutes."""
+    """Until the job has a result, or has left Slurm's queue for good.
+
+    Not submitit's own wait: it asks sacct ever more rarely (up to every 10 min), so a dead job
+    would hold the sweep for minutes; and it would take a requeued job's passing state (FAILED as
+    its step is killed) for its end. The queue (squeue, the controller's live view) decides
+    whether a job is still on its way; sacct then says how it ended.
+    """
     last_check = gone_since = None
-    while not job.done():
+    while not job.paths.result_pickle.exists():
         now = time.time()
         if last_check is None or now - last_check >= state_check_s:
             last_check = now
-            if job.done(force_check=True):
-                return
-            if job.state.upper() == "UNKNOWN" and not in_queue(job.job_id):
-                gone_since = gone_since or now
-                if now - gone_since >= lost_after_s:
+            if not in_queue(job.job_id):
+                state = job.watcher.get_state(job.job_id, mode="force").upper()
+                if state not in UNFINISHED:
                     return
-            else:
-                gone_since = None
+                if state == "UNKNOWN":              # no accounting answer, and not queued
+                    gone_since = gone_since or now
+                    if now - gone_since >= lost_after_s:
+                        return
         time.sleep(poll_s)
+
+
+def time_limit(job_id: str) -> str | None:
+    """The job's time limit as accounting holds it, e.g. ``00:01:00`` (an admin may have changed it)."""
+    proc = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "Timelimit", "-j", job_id],
+                          capture_output=True, text=True, timeout=60)
+    return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def reason(job, exc: BaseException, timeout_min: int | None) -> str:
     state = job.state.upper().split(" ")[0]      # e.g. "CANCELLED by 0"
     what = REASONS.get(state)
-    if state == "TIMEOUT" and timeout_min:
-        what = f"exceeded its time limit of {timeout_min} min (hydra.launcher.timeout_min)"
+    if state == "TIMEOUT":
+        what = f"reached its time limit ({time_limit(job.job_id) or f'{timeout_min} min'}; hydra.launcher.timeout_min)"
     if what is None:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         what = f"ended without a result (Slurm state {state}): {lines[-1] if lines else type(exc).__name__}"

@@ -38,25 +38,14 @@ def completed_before(folder: Path, overrides: list[str]) -> dict | None:
     return record if record.get("status") == COMPLETED and list(ran_with) == list(overrides) else None
 
 
-def time_limit(job_id: str) -> str | None:
-    """The job's time limit as Slurm holds it, e.g. ``1:00`` (an admin may have changed it)."""
-    import subprocess
-
-    try:
-        proc = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%l"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() or None
-
-
 def stopped_by(exc: BaseException | None) -> str | None:
     """Which of Slurm's signals ended the run, if any: ``SIGTERMException`` (Lightning's, at
-    SIGTERM) or ``UncompletedJobError`` (submitit's, at USR2 before the time limit), possibly
-    followed by another error while the run wound down (W&B's service dies of the same signal:
-    "Connection lost"). By name: the parent never imports Lightning."""
+    SIGTERM), ``UncompletedJobError`` (submitit's, at USR2 before the time limit, no requeue left)
+    or ``SystemExit`` (submitit's, after requeueing the job), possibly followed by another error
+    while the run wound down. By name: the parent never imports Lightning."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if type(exc).__name__ in ("SIGTERMException", "UncompletedJobError"):
+        if type(exc).__name__ in ("SIGTERMException", "UncompletedJobError", "SystemExit"):
             return type(exc).__name__
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -72,7 +61,7 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
     - submitit's signal before the time limit, with no requeue left, ends the run: recorded as
       failed because of the time limit, not as submitit's internal error.
     """
-    from sweeps.slurm.lost import SlurmJobLost, record_lost
+    from sweeps.slurm.lost import SlurmJobLost, record_lost, time_limit
 
     folder = job_dir(config)
     run_name = str(config.hydra.job.get("override_dirname") or config.hydra.job.name)
@@ -88,8 +77,13 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
     # Slurm's SIGTERM (scancel, preemption, requeue, time limit; SIGKILL follows after KillWait):
     # during fit, Lightning's handler stops the run at the next step, where CheckpointOnStop saves.
     # The job then exits without a result, so that the sweep waits for the requeued job, or learns
-    # from sacct why it ended. (The signal reaches W&B's service too, which exits at once: the W&B
-    # history of the stopped segment can be cut short; checkpoint and metrics.json are whole.)
+    # from sacct why it ended. The signal also reaches W&B's service, which exits at once, so the
+    # run may fail on W&B's "Connection lost" before Lightning stops it: hence this flag (Lightning
+    # calls it too, from its own handler). The W&B history of the stopped segment can be cut short;
+    # the checkpoint and metrics.json are whole.
+    sigterm = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: sigterm.append(signum))
+
     def stop() -> None:
         why = f"Slurm job {job_id} was stopped by SIGTERM (cancelled, preempted, requeued or past its time limit)"
         record_lost(folder, run_name, why)
@@ -102,13 +96,13 @@ def prepare(config: DictConfig, task: Callable[[DictConfig], Any], job_id: str, 
             return task(cfg)
         except BaseException as exc:
             signal_error = stopped_by(exc)
-            if signal_error == "SIGTERMException":
-                stop()
             if signal_error == "UncompletedJobError":
                 limit = time_limit(job_id) or f"{params.get('timeout_min')} min"
                 why = (f"Slurm job {job_id} reached its time limit ({limit}; hydra.launcher.timeout_min) and was "
                        f"not requeued (hydra.launcher.max_num_timeout={params.get('max_num_timeout', 0)})")
                 record_lost(folder, run_name, why)
                 raise SlurmJobLost(why) from exc
+            if sigterm or signal_error is not None:
+                stop()
             raise
     return run
