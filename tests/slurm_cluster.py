@@ -113,7 +113,16 @@ class SlurmCluster:
         return proc.stdout.strip()
 
     def stop(self) -> None:
-        """Every daemon, last started first, by its pidfile; then the folder."""
+        """Every job cancelled and gone from the queue (its slurmstepd would outlive slurmd), then
+        every daemon, last started first, by its pidfile; then the folder."""
+        if self.started and self.started[-1].name == "slurmd.pid":
+            try:
+                self._run("scancel", "--full", "--user=root", timeout=30)
+                wait_for(lambda: not subprocess.run(["squeue", "-h"], capture_output=True, text=True, timeout=30,
+                                                    env={**os.environ, **self.env()}).stdout.strip(),
+                         "an empty queue", timeout=60)
+            except (RuntimeError, subprocess.TimeoutExpired):
+                pass                                               # stopped anyway; the daemons go next
         for pidfile in reversed(self.started):
             try:
                 pid = int(pidfile.read_text().strip())
