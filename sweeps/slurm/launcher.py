@@ -12,7 +12,6 @@ nobody sends here, so the two never both act.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
