@@ -2,11 +2,12 @@
 submitted, a dead job turned into a failed run (never an endless wait), and a job resumed from its
 checkpoint when Slurm requeues it or the sweep is rerun.
 
-Signals: submitit owns them. It asks Slurm for USR2 ``signal_delay_s`` before the time limit
-(and on preemption where the cluster sends it), checkpoints the job's arguments and requeues it
-while ``max_num_timeout`` allows. A requeued job runs ``__call__`` again, which resumes from the
-run's ``checkpoints/last.ckpt`` (node.py). Lightning's own SLURM requeue listens to USR1, which
-nobody sends here, so the two never both act.
+Signals, one owner each: submitit owns USR2, which Slurm sends ``signal_delay_s`` before the
+time limit; it requeues the job while ``max_num_timeout`` allows, else the run fails because of
+the limit. SIGTERM (scancel, preemption, ``scontrol requeue``, the limit itself) is Lightning's
+graceful stop, with a checkpoint saved there (node.py, checkpoint.py); a requeued job runs
+``__call__`` again and resumes from ``checkpoints/last.ckpt``. Lightning's own Slurm auto-requeue
+listens to USR1, which nothing asks Slurm to send, so it never acts.
 """
 
 from __future__ import annotations
