@@ -14,7 +14,7 @@ from typing import Any, List, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from sweeps.workers.launcher_workers import WorkerWarmUp, limit_workers, release_workers
+from sweeps.workers.launcher_workers import WorkerWarmUp, gpu_worker_count, limit_workers, release_workers
 from vae.preflight import check_components, check_values
 from sweeps.workers.warm_up import components, worker_preparation
 
@@ -33,7 +33,7 @@ class CheckedBasicSweeper(BasicSweeper):
         for cfg in configs:
             check_values(cfg)
         # The usual mistakes are caught by now; the workers import, then build each job's parts.
-        limit_workers(self.launcher, jobs=len(jobs))
+        limit_workers(self.launcher, jobs=len(jobs), gpu_workers=gpu_worker_count(configs[0]))
         warm_up = WorkerWarmUp(self.launcher, jobs=len(jobs), checks=[components(cfg) for cfg in configs],
                                **worker_preparation(configs[0]))
         try:

@@ -101,15 +101,26 @@ def resume_step(cfg: DictConfig, output_dir: Path) -> Optional[int]:
 
 
 def training_device(cfg: DictConfig):
-    """The device of trainer.accelerator, by Lightning's own accelerator registry."""
+    """The device of trainer.accelerator, by Lightning's own accelerator registry; on a machine with
+    several GPUs, this worker process's own (protocol/placement.py), as a solo job's would be."""
     import torch
     from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    from protocol.placement import placed_devices
+    from protocol.worker_slot import worker_slot
 
     name = str(cfg.trainer.get("accelerator") or "cpu")
     if name in ("gpu", "auto"):
         name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     accelerator = AcceleratorRegistry.get(name)
-    return accelerator.get_parallel_devices(accelerator.parse_devices(cfg.trainer.get("devices", 1)))[0]
+    device = accelerator.get_parallel_devices(accelerator.parse_devices(cfg.trainer.get("devices", 1)))[0]
+    if device.type == "cuda" and torch.cuda.device_count() > 1:
+        worker = worker_slot(Path(str(cfg.hydra.sweep.dir)) / ".workers")
+        placed = placed_devices(cfg.trainer, worker, torch.cuda.device_count(), int(cfg.get("jobs_per_gpu") or 1))
+        if placed is not None:
+            device = torch.device("cuda", placed[0])
+            log.info("fused worker %d trains on %s", worker, device)
+    return device
 
 
 def usable_cores() -> int:
@@ -135,9 +146,12 @@ class FusedLauncherImpl:
         return self.launch_numbered(job_overrides, [initial_job_idx + i for i in range(len(job_overrides))])
 
     def worker_count(self, jobs: int) -> int:
-        """Worker processes for a launch of ``jobs`` jobs: ``workers``, or one per usable core; at
-        most one per job. 1: everything runs in this process."""
-        wanted = self.workers if self.workers is not None else usable_cores()
+        """Worker processes for a launch of ``jobs`` jobs: ``workers``, or one per usable core (GPU
+        jobs: GPUs × jobs_per_gpu); at most one per job. 1: everything runs in this process."""
+        from sweeps.workers.launcher_workers import gpu_worker_count
+
+        # GPU jobs: GPUs × jobs_per_gpu workers (each pinned to its GPU, see training_device)
+        wanted = self.workers if self.workers is not None else (gpu_worker_count(self.config) or usable_cores())
         return max(1, min(int(wanted), jobs))
 
     def worker_settings(self, jobs: int) -> Optional[dict]:
@@ -264,9 +278,40 @@ class FusedLauncherImpl:
                 members.append(FusedMember(job, datamodule, device, started))
             except Exception as exc:   # noqa: BLE001 - this member's config: it fails alone
                 on_return(i, job.end(error=exc))
-        if members:
-            probe = ThreadProbe(usable_cores()) if self.torch_threads is None and device.type == "cpu" else None
-            train_group(members, datamodule, device, lambda m, ret: on_return(position[id(m.job)], ret), probe)
+        if not members:
+            return
+        probe = ThreadProbe(usable_cores()) if self.torch_threads is None and device.type == "cpu" else None
+        sizes = [len(members)]
+        if device.type == "cuda" and self.fuse is None:
+            sizes = gpu_group_sizes(members, datamodule, device)
+        start = 0
+        for size in sizes:   # one stack after another when the group does not fit on the device at once
+            train_group(members[start:start + size], datamodule, device,
+                        lambda m, ret: on_return(position[id(m.job)], ret), probe)
+            start += size
+
+
+def gpu_group_sizes(members: list, datamodule, device) -> list[int]:
+    """The group shared out into stacks that fit the device's free memory (sweeps/fused/group_size.py)."""
+    import torch
+
+    from sweeps.fused import stacked_evaluation
+    from sweeps.fused.group_size import member_bytes, members_that_fit, split_evenly
+
+    free, _ = torch.cuda.mem_get_info(device)
+    splits = [datamodule.split(name) for name in ("train", "val", "test")]
+    data = sum(s.images.numel() * (1 if s.images.dtype == torch.uint8 else 4) for s in splits)
+    evaluation = 4 * 4 * stacked_evaluation.chunk_elements(device)   # a chunk's few tensors
+    model = members[0].model
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    per_member = member_bytes(sum(p.numel() for p in model.parameters()), datamodule.batch_size,
+                              datamodule.info.num_pixels + sum(m.out_features for m in linear))
+    most = members_that_fit(free, data + evaluation, per_member)
+    sizes = split_evenly(len(members), most)
+    if len(sizes) > 1:
+        log.info("fused group of %d: %d stacks of up to %d fit %s's %.1f GB free", len(members), len(sizes),
+                 max(sizes), device, free / 1e9)
+    return sizes
 
 
 def _run_alone(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> JobReturn:

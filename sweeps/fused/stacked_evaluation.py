@@ -20,8 +20,14 @@ from vae.models.beta_vae import IWAE_CHUNK_ELEMENTS
 from sweeps.fused.stacked_vae import StackedVAE
 
 # Floats of decoder output per chunk, all members together: K·images·pixels stays cache-sized
-# (~16 MB), as in BetaVAE.iwae_nll.
+# (~16 MB) on a CPU, as in BetaVAE.iwae_nll. On a GPU cache size does not matter and each chunk
+# costs kernel launches: 256 MB chunks (K=256 MLPs on MNIST: 330 images a chunk, not 20).
 CHUNK_ELEMENTS = IWAE_CHUNK_ELEMENTS
+GPU_CHUNK_ELEMENTS = 2 ** 26
+
+
+def chunk_elements(device: torch.device) -> int:
+    return GPU_CHUNK_ELEMENTS if torch.device(device).type == "cuda" else CHUNK_ELEMENTS
 
 
 def shared(stack: StackedVAE, x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +36,7 @@ def shared(stack: StackedVAE, x: torch.Tensor) -> torch.Tensor:
 
 
 def chunks(stack: StackedVAE, x: torch.Tensor, floats_per_image: int):
-    return x.split(max(1, CHUNK_ELEMENTS // (max(1, len(stack)) * floats_per_image)))
+    return x.split(max(1, chunk_elements(x.device) // (max(1, len(stack)) * floats_per_image)))
 
 
 def noise(stack: StackedVAE, *shape: int, generator: torch.Generator | None) -> torch.Tensor:

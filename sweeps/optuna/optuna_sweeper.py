@@ -51,7 +51,7 @@ from sweeps.optuna.results import write_results
 from sweeps.optuna.search_space import SearchSpace, format_value, parse_search_space
 from sweeps.optuna.trials import counts_toward_budget, is_failure, one_line, process_alive
 from sweeps.optuna.upstream import search_space_from_config
-from sweeps.workers.launcher_workers import joblib_workers, limit_workers, release_workers
+from sweeps.workers.launcher_workers import gpu_worker_count, joblib_workers, limit_workers, release_workers
 from sweeps.optuna.reconnect import StorageUnavailableError
 from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
 from protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
@@ -215,7 +215,7 @@ class OptunaSweeperImpl(Sweeper):
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
         # trials run `slots` at a time: no more worker processes than that (joblib's n_jobs=-1)
-        limit_workers(self.launcher, jobs=slots)
+        limit_workers(self.launcher, jobs=slots, gpu_workers=gpu_worker_count(self.config))
         if self.study_name is None and self.spec.persistent:
             log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
                      "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)
