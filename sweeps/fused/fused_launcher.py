@@ -100,29 +100,6 @@ def resume_step(cfg: DictConfig, output_dir: Path) -> Optional[int]:
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
-def training_device(cfg: DictConfig):
-    """The device of trainer.accelerator, by Lightning's own accelerator registry; on a machine with
-    several GPUs, this worker process's own (protocol/placement.py), as a solo job's would be."""
-    import torch
-    from lightning.pytorch.accelerators import AcceleratorRegistry
-
-    from protocol.placement import placed_devices
-    from protocol.worker_slot import worker_slot
-
-    name = str(cfg.trainer.get("accelerator") or "cpu")
-    if name in ("gpu", "auto"):
-        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    accelerator = AcceleratorRegistry.get(name)
-    device = accelerator.get_parallel_devices(accelerator.parse_devices(cfg.trainer.get("devices", 1)))[0]
-    if device.type == "cuda" and torch.cuda.device_count() > 1:
-        worker = worker_slot(Path(str(cfg.hydra.sweep.dir)) / ".workers")
-        placed = placed_devices(cfg.trainer, worker, torch.cuda.device_count(), int(cfg.get("jobs_per_gpu") or 1))
-        if placed is not None:
-            device = torch.device("cuda", placed[0])
-            log.info("fused worker %d trains on %s", worker, device)
-    return device
-
-
 def usable_cores() -> int:
     """The cores this process may use, as joblib counts them for Hydra's joblib launcher (CPU
     affinity and cgroup quotas: a container given 2 of 64 cores gets 2 workers, not 64)."""
@@ -150,7 +127,7 @@ class FusedLauncherImpl:
         jobs: GPUs × jobs_per_gpu); at most one per job. 1: everything runs in this process."""
         from sweeps.workers.launcher_workers import gpu_worker_count
 
-        # GPU jobs: GPUs × jobs_per_gpu workers (each pinned to its GPU, see training_device)
+        # GPU jobs: GPUs × jobs_per_gpu workers (each pinned to its GPU: fused_device.py)
         wanted = self.workers if self.workers is not None else (gpu_worker_count(self.config) or usable_cores())
         return max(1, min(int(wanted), jobs))
 
@@ -249,6 +226,7 @@ class FusedLauncherImpl:
         import torch
 
         from vae.preflight import build_datamodule
+        from sweeps.fused.fused_device import gpu_group_sizes, training_device
         from sweeps.fused.fused_run import FusedMember
         from sweeps.fused.fused_training import ThreadProbe, train_group
 
@@ -268,7 +246,7 @@ class FusedLauncherImpl:
                 datamodule = build_datamodule(jobs[0].task_cfg)
                 datamodule.prepare_data()
                 datamodule.setup()
-            device = training_device(jobs[0].task_cfg)
+            device = training_device(jobs[0].task_cfg, Path(str(jobs[0].config.hydra.sweep.dir)))
         except Exception as exc:   # noqa: BLE001 - the data of every member: each job fails with it
             for i, job in enumerate(jobs):
                 on_return(i, job.end(error=exc))
@@ -289,29 +267,6 @@ class FusedLauncherImpl:
             train_group(members[start:start + size], datamodule, device,
                         lambda m, ret: on_return(position[id(m.job)], ret), probe)
             start += size
-
-
-def gpu_group_sizes(members: list, datamodule, device) -> list[int]:
-    """The group shared out into stacks that fit the device's free memory (sweeps/fused/group_size.py)."""
-    import torch
-
-    from sweeps.fused import stacked_evaluation
-    from sweeps.fused.group_size import member_bytes, members_that_fit, split_evenly
-
-    free, _ = torch.cuda.mem_get_info(device)
-    splits = [datamodule.split(name) for name in ("train", "val", "test")]
-    data = sum(s.images.numel() * (1 if s.images.dtype == torch.uint8 else 4) for s in splits)
-    evaluation = 4 * 4 * stacked_evaluation.chunk_elements(device)   # a chunk's few tensors
-    model = members[0].model
-    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    per_member = member_bytes(sum(p.numel() for p in model.parameters()), datamodule.batch_size,
-                              datamodule.info.num_pixels + sum(m.out_features for m in linear))
-    most = members_that_fit(free, data + evaluation, per_member)
-    sizes = split_evenly(len(members), most)
-    if len(sizes) > 1:
-        log.info("fused group of %d: %d stacks of up to %d fit %s's %.1f GB free", len(members), len(sizes),
-                 max(sizes), device, free / 1e9)
-    return sizes
 
 
 def _run_alone(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> JobReturn:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from vae.data.base import TensorBatches
+from vae.data.batches import TensorBatches
 
 
 def member_generator(device: torch.device | str = "cpu") -> torch.Generator:
