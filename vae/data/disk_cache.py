@@ -54,8 +54,14 @@ def load_or_build(folder: Path, key: dict, build: Callable[[], dict], split_type
     """The splits in ``folder`` memory-mapped; built with ``build()`` (-> {name: Split}) and written
     there first if the folder is missing or corrupt. One process builds while the others wait
     for it (a lock file), so a sweep's workers decode the data once, not once each."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.parent / f".{folder.name}.lock"):
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(folder.parent / f".{folder.name}.lock", "a")
+    except OSError:
+        if folder.exists():      # a cache someone else built in a folder this user cannot write
+            return open_splits(folder, key, split_type)
+        raise
+    with lock, _locked(lock):
         if folder.exists():
             try:
                 return open_splits(folder, key, split_type)
@@ -181,11 +187,10 @@ def _remove(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(f):
     # fcntl's lock is released by the kernel if the process dies: no stale lock to clean up.
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
