@@ -94,3 +94,13 @@ def test_fused_members_that_fit_a_gpu_follow_its_free_memory():
     assert members_that_fit(free_bytes=gib, shared_bytes=2 * gib, per_member_bytes=seed_mlp) == 1   # at least one
     assert split_evenly(100, 40) == [34, 33, 33] and split_evenly(64, 1000) == [64] and split_evenly(0, 5) == []
     assert sum(split_evenly(1000, on_small)) == 1000 and max(split_evenly(1000, 7)) <= 7
+
+
+def test_a_fused_group_on_the_cpu_trains_where_it_did_and_claims_no_worker_number(tmp_path):
+    import torch
+
+    from sweeps.fused.fused_device import training_device
+
+    cfg = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1}, "jobs_per_gpu": 2})
+    assert training_device(cfg, tmp_path) == torch.device("cpu")
+    assert not (tmp_path / ".workers").exists()
