@@ -107,6 +107,21 @@ def test_the_key_follows_the_settings_and_the_source_but_not_a_subset(folder):
     assert len(cache_folders(folder)) == 4
 
 
+def test_the_key_is_the_same_before_and_after_a_trainer_attaches_the_datamodule(folder):
+    # A sweep worker loads the data before its first job (no Trainer yet); the job's datamodule is
+    # attached to its Trainer when it loads: both must find the same splits, decoded once.
+    import lightning as L
+
+    ahead = Sourced(data_dir=str(folder), batch_size=16)
+    in_job = Sourced(data_dir=str(folder), batch_size=64)
+    in_job.trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                               enable_progress_bar=False, enable_model_summary=False)
+    assert ahead.cache_key() == in_job.cache_key() and ahead.disk_key() == in_job.disk_key()
+    ahead.setup()
+    in_job.setup()
+    assert decodes(folder) == 1 and in_job.split("train").images.data_ptr() == ahead.split("train").images.data_ptr()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "overwrite", "manifest", "missing"])
 def test_a_corrupt_cache_is_detected_and_rebuilt(folder, caplog, damage):
     expected = load(folder).split("train").images.clone()

@@ -97,6 +97,12 @@ class Split:
 _SPLITS_CACHE: dict[tuple, dict[str, Split]] = {}
 
 
+# Attributes that are not data settings: batch sizes only slice the splits, and Lightning's own
+# (its `trainer` is None until a Trainer attaches the datamodule, so a sweep worker's load ahead of
+# its first job, made before any Trainer, would otherwise never match that job's key).
+NOT_DATA_SETTINGS = frozenset({"batch_size", "eval_batch_size", "batches_per_fetch", *vars(L.LightningDataModule())})
+
+
 class InMemoryImageDataModule(L.LightningDataModule):
     """Train/val/test splits held as tensors, batches as slices.
 
@@ -161,7 +167,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         class and every plain setting of the instance, so a subclass's own settings count
         without being listed. Batch sizes only slice the splits and are left out."""
         settings = {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in sorted(vars(self).items())
-                    if not k.startswith("_") and k not in ("batch_size", "eval_batch_size", "batches_per_fetch")
+                    if not k.startswith("_") and k not in NOT_DATA_SETTINGS
                     and isinstance(v, (str, int, float, bool, tuple, Path, type(None)))}
         return (type(self).__module__, type(self).__qualname__, *settings.items())
 
