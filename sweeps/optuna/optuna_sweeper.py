@@ -54,7 +54,7 @@ from sweeps.optuna.study_config import StudyConfig
 from sweeps.optuna.trial_loop import TrialLoop
 from sweeps.optuna.trials import counts_toward_budget
 from sweeps.optuna.upstream import search_space_from_config
-from sweeps.workers.launcher_workers import limit_workers, release_workers
+from sweeps.workers.launcher_workers import gpu_worker_count, limit_workers, release_workers
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
         # trials run `slots` at a time: no more worker processes than that (joblib's n_jobs=-1)
-        limit_workers(self.launcher, jobs=slots)
+        limit_workers(self.launcher, jobs=slots, gpu_workers=gpu_worker_count(self.config))
         if self.study_name is None and self.spec.persistent:
             log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
                      "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)
