@@ -10,9 +10,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from sweeps.report.plots import is_blank
+from sweeps.report.drawing import is_blank
 from sweeps.report.report import make_report
-from sweeps.report.runs import collect_multirun
+from sweeps.report.collect import collect_multirun
 
 
 def write_job(sweep, num, data, beta, latent, mig=None):

@@ -20,29 +20,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from protocol.atomic import atomic_write_json
+from protocol.placement import placed_devices, wants_one_gpu
+from protocol.worker_slot import worker_slot
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
-from vae.errors import ConfigError
-from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
+from vae.loggers import build_loggers, finish_loggers
 from vae.preflight import build_datamodule, build_model, preflight
-from protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, RUNNING, TRIAL_KEY, is_pruned
-from vae.secrets import redact
+from vae.run_record import (record_completed, record_ended, resolve_checkpoint, run_identity, run_params,
+                            test_metrics, trial_callbacks)
+from protocol import RUNNING, TRIAL_KEY
 from vae.speed import batch_groups
 
 log = logging.getLogger(__name__)
-
-
-def run_identity() -> tuple[str, str | None]:
-    """(run name, group): the job's overrides, e.g. ``beta=0.01,latent_size=2``, and in a
-    multirun the sweep folder's name, so that W&B groups a sweep's runs together."""
-    if not HydraConfig.initialized():
-        return "train", None
-    hc = HydraConfig.get()
-    # Hydra resolves interpolations in override_dirname: ${oc.env:...} would put a secret in the name.
-    name = redact(hc.job.override_dirname) or hc.job.name
-    group = Path(hc.sweep.dir).name if is_multirun() else None
-    return name, group
 
 
 def interactive(cfg: DictConfig) -> bool:
@@ -50,6 +39,19 @@ def interactive(cfg: DictConfig) -> bool:
     if cfg.progress_bar != "auto":
         return cfg.progress_bar == "rich"
     return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
+
+
+def place_on_gpu(cfg: DictConfig, trainer_kwargs: dict) -> None:
+    """A multirun's one-GPU job trains on its worker's own GPU of this machine's (protocol/placement.py):
+    joblib's workers would otherwise all take GPU 0. Nothing changes on a machine without several GPUs."""
+    if not is_multirun() or not wants_one_gpu(trainer_kwargs):
+        return
+    gpus = torch.cuda.device_count()
+    if gpus <= 1:
+        return
+    worker = worker_slot(Path(HydraConfig.get().sweep.dir) / ".workers")
+    trainer_kwargs["devices"] = placed_devices(trainer_kwargs, worker, gpus, int(cfg.jobs_per_gpu))
+    log.info("worker %d trains on GPU %d of %d", worker, trainer_kwargs["devices"][0], gpus)
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, model: L.LightningModule,
@@ -73,81 +75,12 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, model: L.Lig
         trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
     # Opt-in speed device: only a model that takes batch groups gets them (vae/speed/batch_groups.py).
     batch_groups.configure(model, datamodule, trainer_kwargs, callbacks, cfg.speed.batches_per_fetch)
+    place_on_gpu(cfg, trainer_kwargs)
     # Checkpoint only where the config asks: with callbacks=none Lightning would add its own.
     checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,
                      default_root_dir=str(output_dir), enable_progress_bar=show_progress,
                      enable_checkpointing=checkpointing)
-
-
-def resolve_checkpoint(ckpt_path: str | None, output_dir: Path) -> Path | None:
-    """ckpt_path=last means this run folder's checkpoints/last.ckpt: to resume a killed run,
-    rerun its command with hydra.run.dir=<its folder> ckpt_path=last."""
-    if ckpt_path is None:
-        return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.is_file():
-        hint = ("; point hydra.run.dir (or hydra.sweep.dir) at the run to resume" if ckpt_path == "last"
-                else "; give the path of a .ckpt file, or ckpt_path=last")
-        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}{hint}")
-    return path
-
-
-def run_params(cfg: DictConfig, model: L.LightningModule, datamodule: L.LightningDataModule) -> dict:
-    """The settings a reader compares runs by (the full config is in .hydra/config.yaml)."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    params = {"beta": cfg.beta, "beta_eff": getattr(model, "beta_eff", cfg.beta), "latent_size": cfg.latent_size,
-              "reduction": cfg.loss.reduction, "binarize": OmegaConf.select(cfg, "data.binarize"),
-              "seed": cfg.seed, "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
-              "nll_images": cfg.eval.nll_images,
-              "model": choices.get("model") or type(model).__name__,
-              "data": datamodule.info.name}
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def trial_callbacks(cfg: DictConfig) -> list:
-    """The callback a sweeper asked this job to report through (protocol/__init__.py), if any."""
-    trial = cfg.get(TRIAL_KEY)
-    if trial is None or trial.get("_target_") is None:
-        return []
-    return [instantiate(trial)]
-
-
-def test_metrics(trainer: L.Trainer, model: L.LightningModule) -> dict:
-    """Every ``test/*`` scalar the model logged, plus the extras a model keeps in ``test_results``
-    (lists such as the KL per latent dim)."""
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    extras = {f"test/{k}": v for k, v in getattr(model, "test_results", {}).items()}
-    return {**logged, **extras}
-
-
-def summary_line(run_name: str, metrics: dict) -> str:
-    shown = [("−ELBO", "test/neg_elbo"), ("NLL", "test/nll_iwae"), ("rate", "test/rate"),
-             ("distortion", "test/distortion"), ("active units", "test/active_units")]
-    parts = [f"{label} {metrics[key]:.{0 if key == 'test/active_units' else 2}f}" for label, key in shown
-             if isinstance(metrics.get(key), float)]
-    return f"{run_name}: test {', '.join(parts)} ({metrics['wall_time_s']:.1f} s)"
-
-
-def record_completed(output_dir: Path, record: dict, metrics: dict, wandb_logger: WandbLogger | None) -> None:
-    """A completed run: metrics.json, the W&B summary, the summary line and where the W&B run is."""
-    record.update(status=COMPLETED, metrics=metrics)
-    atomic_write_json(output_dir / METRICS_FILE, record)
-    if wandb_logger is not None:
-        wandb_logger.experiment.summary.update(metrics | {"beta_eff": record["params"]["beta_eff"]})
-    log.info(summary_line(record["run_name"], metrics))
-    where = describe_wandb_run(wandb_logger) if wandb_logger is not None else None
-    if where:
-        log.info(where)
-
-
-def record_ended(output_dir: Path, record: dict, exc: BaseException) -> bool:
-    """A run stopped by ``exc``: failed, or pruned by a sweeper's pruner (stopped on purpose, not
-    a failure); metrics.json says which and why. Returns whether it was pruned."""
-    pruned = is_pruned(exc)
-    record.update(status=PRUNED if pruned else FAILED, error=f"{type(exc).__name__}: {exc}".strip())
-    atomic_write_json(output_dir / METRICS_FILE, record)
-    return pruned
 
 
 def train(cfg: DictConfig) -> dict:

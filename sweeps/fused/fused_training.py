@@ -34,9 +34,9 @@ PROBE_STEPS = 8  # steps timed on each thread count when the launcher's torch_th
 
 class ThreadProbe:
     """Chooses the group's torch threads by timing its own first steps: PROBE_STEPS on 1 thread,
-    PROBE_STEPS on every usable core, then the faster. Why measured and not fixed: on an idle
-    2-core machine a stack of 6 trains ~1.5x faster on 2 threads (GUIDE), but when the other
-    core is busy two threads can make small matmuls many times slower."""
+    PROBE_STEPS on every usable core, then the faster. Why measured and not fixed: on idle cores
+    a stack trains faster on several threads, but when another process takes a core, threads can
+    make small matmuls many times slower."""
 
     def __init__(self, cores: int):
         self.plan = [1, cores]
@@ -88,9 +88,11 @@ def train_group(members: Sequence[FusedMember], datamodule, device: torch.device
         [m.model for m in members], [m.generator for m in members], member_ids=list(range(len(members))),
         optimizer_states=[m.resume["optimizer_state"] for m in members] if start else None, device=device)
     train = datamodule.split("train")
-    batches = MemberBatches(datamodule.as_float(train.images).to(device), datamodule.batch_size,
+    # The training images go to the device once, in their stored dtype (uint8 dSprites stays a
+    # quarter the size of floats; on the CPU it stays the shared mapped copy), gathered there per step.
+    batches = MemberBatches(train.images.to(device), datamodule.batch_size,
                             seeds=[m.cfg.seed for m in members], generators=stack.generators,
-                            binarize=datamodule.binarizes)
+                            binarize=datamodule.binarizes, to_float=datamodule.as_float)
     val_images = datamodule.as_float(datamodule.split("val").images).to(device)
     eval_generator = torch.Generator(device).manual_seed(EVAL_SEED)
     # A solo run's loop counters at a checkpoint depend on its batch-group size (member_checkpoint).

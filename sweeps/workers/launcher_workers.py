@@ -1,16 +1,16 @@
 """Start the joblib launcher's worker processes while the sweep's configs are still being checked.
 
-A worker spends ~5 s importing torch, Lightning and W&B before its first job can start, and the
-parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
+A worker spends seconds importing torch, Lightning and W&B before its first job can start, and the
+parent spends seconds composing and checking every job's config before it launches any. Hydra's joblib
 launcher only creates its workers at launch, so the two happen one after the other. Here the same
 workers (joblib reuses one loky executor for the same settings) are created first and prepare in
-the background (sweeps/workers/warm_up.py: imports, W&B's service, the data), so both happen at once and the
+the background (the job's own preparation, named in the sweeper's config: imports, W&B's service, the data), so both happen at once and the
 jobs start on warm workers.
 
 The workers also check the jobs' components (build each job's datamodule, model and Trainer
 arguments, vae.preflight.check_components), as the jobs themselves would: a bad dataset, network or
 Trainer option is still one line before any job runs, and the parent, which only composes, never
-imports torch or Lightning (~4 s on two cores that the workers' own imports would compete with).
+imports torch or Lightning (seconds of CPU that the workers' own imports would compete with).
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# The worker's preparation, as "module:function"; it takes the keyword arguments given to WorkerWarmUp.
-WARM_UP = "sweeps.workers.warm_up:prepare_worker"
-
-
 def call(target: str, kwargs: dict) -> int:
-    module, _, function = target.partition(":")
+    """Run ``target`` (a dotted function name) in a worker; returns the worker's pid."""
+    module, _, function = target.rpartition(".")
     getattr(importlib.import_module(module), function)(**kwargs)
     return os.getpid()
 
@@ -46,12 +43,27 @@ def joblib_workers(launcher: Any) -> int | None:
     return effective_n_jobs(launcher.joblib.get("n_jobs") or 1)
 
 
-def limit_workers(launcher: Any, jobs: int) -> None:
+def limit_workers(launcher: Any, jobs: int, gpu_workers: int | None = None) -> None:
     """joblib's n_jobs=-1 (the default: every usable core) starts a worker process per core even
-    for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers)."""
+    for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers).
+    Jobs that each take one GPU get ``gpu_workers`` (``gpu_worker_count``) instead of one per core."""
     workers = joblib_workers(launcher)
     if workers is not None and (launcher.joblib.get("n_jobs") or 1) < 0:
-        launcher.joblib["n_jobs"] = max(1, min(workers, jobs))
+        launcher.joblib["n_jobs"] = max(1, min(gpu_workers or workers, jobs))
+
+
+def gpu_worker_count(cfg: Any) -> int | None:
+    """Worker processes for a sweep whose jobs each take one GPU: this machine's GPUs × the config's
+    ``jobs_per_gpu`` (protocol/placement.py); None for CPU jobs or a machine without a GPU."""
+    from protocol.placement import gpu_workers, wants_one_gpu
+
+    trainer = cfg.get("trainer") if cfg is not None else None
+    if not trainer or not wants_one_gpu(trainer):
+        return None
+    import torch  # only for GPU jobs: a CPU sweep's parent still never imports torch
+
+    gpus = torch.cuda.device_count()
+    return gpu_workers(gpus, int(cfg.get("jobs_per_gpu") or 1)) if gpus else None
 
 
 def joblib_settings(launcher: Any, jobs: int = 1) -> dict | None:
@@ -81,7 +93,7 @@ class WorkerWarmUp:
     again by ``wait()``.
     """
 
-    def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, checks: list | None = None, **kwargs: Any):
+    def __init__(self, launcher: Any, jobs: int, target: str, checks: list | None = None, **kwargs: Any):
         self.settings = joblib_settings(launcher, jobs) if jobs > 1 else None
         self.target, self.kwargs, self.checks = target, kwargs, checks
         self.worker_pids: list[int] = []
