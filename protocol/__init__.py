@@ -26,6 +26,10 @@ METRICS_FILE = "metrics.json"
 COMPLETED, FAILED, PRUNED, RUNNING = "completed", "failed", "pruned", "running"
 STATUSES = (COMPLETED, FAILED, PRUNED, RUNNING)
 
+# params[REPLICATE_OF]: the same id for runs whose configs differ in the seed only (replicates);
+# the report pools them into one configuration's mean and interval.
+REPLICATE_OF = "replicate_of"
+
 TRIAL_KEY = "optuna"
 TRIAL_FIELDS = ("storage", "study_name", "trial_id", "trial_number", "monitor")
 

@@ -50,9 +50,13 @@ class ValidateConfig(Callback):
     values before its sweeper starts."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from vae.errors import ConfigError
         from vae.preflight import preflight
 
         try:
+            if (config.get("seeds") or 1) > 1:
+                raise ConfigError(f"seeds={config.seeds} runs each configuration with that many seeds in a multirun; "
+                                  f"add -m (python train.py -m seeds={config.seeds} ...), or give one seed=N")
             preflight(config)
         except UserError as exc:
             raise AbortRun(exc) from exc
