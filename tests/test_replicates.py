@@ -61,12 +61,12 @@ def test_seeds_in_a_single_run_says_to_add_m(tmp_path):
 
 
 @pytest.mark.slow
-def test_grid_with_seeds_records_replicates_in_metrics_and_wandb_and_fuses_them(tmp_path):
+def test_grid_with_seeds_records_replicates_in_metrics_and_wandb_fuses_them_and_reports_means(tmp_path):
     from test_multirun_wandb import inspect
 
     sweep_dir = tmp_path / "sweep"
     result = run_cli("-m", "beta=1,4", "seeds=2", "seed=3", "debug=smoke", "logger=wandb", "hydra/launcher=fused",
-                     "hydra.launcher.workers=1", "report.enabled=false", f"hydra.sweep.dir={sweep_dir}", timeout=600)
+                     "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep_dir}", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 fused group(s) of 4" in result.stderr + result.stdout
     jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
@@ -79,3 +79,10 @@ def test_grid_with_seeds_records_replicates_in_metrics_and_wandb_and_fuses_them(
     for job, rec in zip(jobs, records):
         (run_dir,) = (job / "wandb").glob("offline-run-*")
         assert inspect(run_dir, "--summary")["config"]["replicate_of"] == rec["params"]["replicate_of"]
+    # The report pools them: one row per configuration, in the page and in the W&B report run.
+    page = (sweep_dir / "report.html").read_text()
+    assert "Configurations (2; mean [95% t interval] over seeds)" in page and "beta=1 vs beta=4: NLL difference" in page
+    (report_run,) = (sweep_dir / "wandb").glob("offline-run-*")
+    table = inspect(report_run, "--summary")["summary"]["configurations"]
+    rows = json.loads((report_run / "files" / table["path"]).read_text())
+    assert [row[0] for row in rows["data"]] == ["beta=1", "beta=4"] and rows["data"][0][1] == "2"
