@@ -14,7 +14,7 @@ import yaml
 
 from sweeps.report.collect import collect_multirun
 from sweeps.report.drawing import is_blank
-from sweeps.report.replicates import difference, mean_interval
+from sweeps.intervals import difference, mean_interval
 from sweeps.report.report import make_report
 from test_study_report import CHROMIUM, console_messages, dump_dom
 
