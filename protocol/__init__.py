@@ -31,7 +31,8 @@ STATUSES = (COMPLETED, FAILED, PRUNED, RUNNING)
 REPLICATE_OF = "replicate_of"
 
 TRIAL_KEY = "optuna"
-TRIAL_FIELDS = ("storage", "study_name", "trial_id", "trial_number", "monitor")
+TRIAL_FIELDS = ("storage", "study_name", "trial_id", "trial_number", "monitor",
+                "seed_index", "seeds")   # the last two: a trial over several seeds (sweeps/optuna/seeds.py)
 
 ATTR_FAIL_REASON = "fail_reason"      # why a trial failed, one line
 ATTR_INTERRUPTED = "interrupted"      # its worker died or was stopped: the budget runs it again

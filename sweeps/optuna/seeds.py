@@ -22,6 +22,7 @@ from protocol.errors import ConfigError
 AGGREGATES = {"mean": statistics.fmean, "median": statistics.median}
 ATTR_SEED_VALUES = "seed_values"        # {seed: [value per objective]} of a completed trial
 ATTR_SEEDS = "seeds"                    # the seeds a trial ran
+ATTR_SEED_OUTPUT_DIRS = "seed_output_dirs"   # each seed's job folder (output_dir: the first's)
 SEED_REPORT = "seed_report:{step}:{index}"   # user attr a seed's job writes at a validation step
 
 
@@ -33,7 +34,9 @@ class TrialSeeds:
     aggregate: str
 
     @classmethod
-    def from_config(cls, count: Any, key: Optional[str], aggregate: str, config: Any, searched: Sequence[str]):
+    def from_config(cls, count: Any, key: Optional[str], aggregate: str, config: Any, space: Any):
+        """From the sweeper's settings; a fixed ``key=N`` in the sweep becomes the base seed (and
+        leaves the search space: each job gets its own)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ConfigError(f"hydra.sweeper.seeds={count} is invalid; it must be an integer ≥ 1 (seeded jobs per trial)")
         if aggregate not in AGGREGATES:
@@ -41,12 +44,18 @@ class TrialSeeds:
                               f"{', '.join(AGGREGATES)}")
         if count > 1 and not key:
             raise ConfigError("hydra.sweeper.seeds > 1 needs hydra.sweeper.seed_key: the job's config key for its seed")
-        if count > 1 and key in searched:
-            raise ConfigError(f"hydra.sweeper.seeds={count} sets {key} per job; do not also search or fix {key} "
-                              f"in the sweep (its base value comes from the config's {key})")
+        if count > 1 and key in space.distributions:
+            raise ConfigError(f"hydra.sweeper.seeds={count} sets {key} per job; do not also search {key} "
+                              f"(give a base seed instead, e.g. {key}=10 runs {key}=10..{10 + count - 1})")
         from omegaconf import OmegaConf
 
         base = OmegaConf.select(config, key, default=0) if key else 0
+        if count > 1 and key in space.fixed:
+            try:
+                base = int(space.fixed.pop(key))
+            except ValueError:
+                raise ConfigError(f"{key}={space.fixed.get(key)}: the base seed must be an integer") from None
+            space.order.remove(key)
         return cls(count, key, int(base or 0), aggregate)
 
     @property
@@ -64,7 +73,7 @@ class TrialSeeds:
         jobs = []
         for index, seed in enumerate(self.seeds()):
             report = [f"++{trial_key}.seed_index={index}", f"++{trial_key}.seeds={self.count}"] if identity else []
-            jobs.append(overrides + [f"{self.key}={seed}", f"hydra.sweep.subdir={number}-seed{seed}"] + identity + report)
+            jobs.append(overrides + [f"++{self.key}={seed}", f"hydra.sweep.subdir={number}-seed{seed}"] + identity + report)
         return jobs
 
     def combine(self, values: Sequence[list[float]]) -> list[float]:
