@@ -122,9 +122,14 @@ def test_the_figures_show_the_spread(report):
 
 def test_without_replicates_the_report_is_as_before(tmp_path):
     path = write_sweep(tmp_path, replicates=False)
+    for record_file in path.glob("*/metrics.json"):   # runs of this version: each its own configuration
+        record = json.loads(record_file.read_text())
+        record["params"]["replicate_of"] = f"id-{record_file.parent.name}"
+        record_file.write_text(json.dumps(record))
     make_report(collect_multirun(path), use_wandb=False, print_to=False)
     page = (path / "report.html").read_text()
     assert "<h2>Runs</h2>" in page and "Configurations" not in page and "<details" not in page
+    assert "replicate_of" not in page.split("</thead>")[0]
     assert not (path / "report" / "configurations.csv").exists()
 
 
