@@ -26,8 +26,13 @@ METRICS_FILE = "metrics.json"
 COMPLETED, FAILED, PRUNED, RUNNING = "completed", "failed", "pruned", "running"
 STATUSES = (COMPLETED, FAILED, PRUNED, RUNNING)
 
+# params[REPLICATE_OF]: the same id for runs whose configs differ in the seed only (replicates);
+# the report pools them into one configuration's mean and interval.
+REPLICATE_OF = "replicate_of"
+
 TRIAL_KEY = "optuna"
-TRIAL_FIELDS = ("storage", "study_name", "trial_id", "trial_number", "monitor")
+TRIAL_FIELDS = ("storage", "study_name", "trial_id", "trial_number", "monitor",
+                "seed_index", "seeds")   # the last two: a trial over several seeds (sweeps/optuna/seeds.py)
 
 ATTR_FAIL_REASON = "fail_reason"      # why a trial failed, one line
 ATTR_INTERRUPTED = "interrupted"      # its worker died or was stopped: the budget runs it again

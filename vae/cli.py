@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from vae.config import TrainConfig, expects
-from vae.errors import UserError
+from vae.errors import ConfigError, UserError
 from vae.preflight import check_values, preflight
 
 EXIT_USER_ERROR = 2
@@ -51,6 +51,9 @@ class ValidateConfig(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         try:
+            if (config.get("seeds") or 1) > 1:
+                raise ConfigError(f"seeds={config.seeds} runs each configuration with that many seeds in a multirun; "
+                                  f"add -m (python train.py -m seeds={config.seeds} ...), or give one seed=N")
             preflight(config)
         except UserError as exc:
             raise AbortRun(exc) from exc

@@ -53,6 +53,7 @@ class TrainConfig:
     beta: float = 1.0
     latent_size: int = 10
     seed: int = 0
+    seeds: int = 1                   # replicates per configuration in a multirun (the grid sweeper)
     torch_threads: int = 1
     jobs_per_gpu: int = 1
     progress_bar: str = "auto"
@@ -107,6 +108,7 @@ RULES: dict[str, Rule] = {
                  lambda v: _number(v) and v >= 0),
     "latent_size": Rule("an integer ≥ 1, e.g. latent_size=10", _int_at_least(1)),
     "seed": Rule("an integer ≥ 0", _int_at_least(0)),
+    "seeds": Rule("an integer ≥ 1 (replicates per configuration in a multirun), e.g. -m seeds=3", _int_at_least(1)),
     "torch_threads": Rule("an integer ≥ 1", _int_at_least(1)),
     "jobs_per_gpu": Rule("an integer ≥ 1 (jobs of a multirun sharing one GPU)", _int_at_least(1)),
     "progress_bar": _one_of("auto", "rich", "none"),

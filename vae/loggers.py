@@ -15,6 +15,8 @@ from typing import Callable, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from protocol.atomic import atomic_write_text
+from protocol import REPLICATE_OF
+from vae.replicates import replicate_of
 from vae.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,7 @@ def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: 
     from lightning.pytorch.loggers import WandbLogger
 
     config = redact(OmegaConf.to_container(cfg, resolve=True))
+    config[REPLICATE_OF] = replicate_of(cfg)    # W&B "group by" replicate_of: a configuration's seeds together
     timeout = float(cfg.logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT)
     # reinit="create_new" (wandb >= 0.19): a new run beside the open ones (the members of a fused
     # group), not set as wandb.run, so Lightning's WandbLogger does not reuse another member's run.

@@ -16,11 +16,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, TRIAL_KEY, is_pruned
+from protocol import COMPLETED, FAILED, METRICS_FILE, PRUNED, REPLICATE_OF, TRIAL_KEY, is_pruned
 from protocol.atomic import atomic_write_json
 from vae.cli import is_multirun
 from vae.errors import ConfigError
 from vae.loggers import describe_wandb_run
+from vae.replicates import replicate_of
 from vae.secrets import redact
 
 log = logging.getLogger("vae.train")     # the summary line is the run's, whichever trainer wrote it
@@ -59,7 +60,7 @@ def run_params(cfg: DictConfig, model: L.LightningModule, datamodule: L.Lightnin
               "seed": cfg.seed, "max_steps": cfg.trainer.max_steps, "iwae_samples": cfg.eval.iwae_samples,
               "nll_images": cfg.eval.nll_images,
               "model": choices.get("model") or type(model).__name__,
-              "data": datamodule.info.name}
+              "data": datamodule.info.name, REPLICATE_OF: replicate_of(cfg)}
     return {k: v for k, v in params.items() if v is not None}
 
 

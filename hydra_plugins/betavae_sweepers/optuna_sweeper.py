@@ -154,6 +154,12 @@ class OptunaSweeperConf:
     # NEW: RDB storages: how long (seconds) a worker keeps retrying a storage server that stopped
     # answering (a restart, a network blip) before it stops with a line saying how to resume.
     reconnect_timeout: float = 60.0
+    # NEW: judge each trial over this many seeded jobs (seed_key = base, base+1, ...; the base is
+    # the config's seed_key), launched together; its value is their mean (or median), each seed's
+    # value in the trial's user attr seed_values. Pruning judges the seeds' mean. docs/sweeps.md.
+    seeds: int = 1
+    seed_key: Optional[str] = "seed"
+    seed_aggregate: str = "mean"           # mean | median
 
 
 class OptunaSweeper(Sweeper):

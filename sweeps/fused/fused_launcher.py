@@ -40,7 +40,7 @@ FUSIBLE_NETWORKS = ("vae.models.networks.MLPEncoder", "vae.models.networks.MLPDe
 FUSIBLE_CALLBACKS = ("lightning.pytorch.callbacks.ModelCheckpoint", "vae.callbacks.ImageLogger",
                      "vae.metrics.callback.DisentanglementMetrics")
 # Per member: these may differ within a group. Also left out of the key: where a job writes.
-MEMBER_KEYS = ("beta", "latent_size", "seed", "loss", "ckpt_path", "hydra", "paths", "optuna", "progress_bar",
+MEMBER_KEYS = ("beta", "latent_size", "seed", "seeds", "loss", "ckpt_path", "hydra", "paths", "optuna", "progress_bar",
                "torch_threads", "report", "optimized_metric", "task_name")
 MEMBER_MODEL_KEYS = ("beta", "latent_size", "reduction", "gradient_clip_val")
 WRITE_KEYS = ("dirpath", "output_dir")

@@ -17,6 +17,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_method
 
+from sweeps.grid.replicates import expand_replicates
 from sweeps.workers.launcher_workers import WorkerWarmUp, gpu_worker_count, limit_workers, release_workers
 
 
@@ -25,22 +26,27 @@ class CheckedBasicSweeperImpl(BasicSweeper):
     ``check_components(cfg)``: each job's config as ``warm_up.components`` gives it, in the
     launcher's workers (or here without them). ``warm_up``: a module with ``components(cfg)``,
     ``worker_preparation(cfg)`` (keyword arguments for) and ``prepare_worker(...)``. Each is a
-    dotted name; errors they raise are the job's to word (protocol.errors.UserError)."""
+    dotted name; errors they raise are the job's to word (protocol.errors.UserError).
+    ``replicates_key``: the job's key for replicates per configuration (sweeps/grid/replicates.py)."""
 
     checked_jobs: frozenset = frozenset()  # the jobs sweep() composed and checked
 
     def __init__(self, max_batch_size: Optional[int], params: Optional[dict] = None,
                  check_values: Optional[str] = None, check_components: Optional[str] = None,
-                 warm_up: Optional[str] = None) -> None:
+                 warm_up: Optional[str] = None, replicates_key: Optional[str] = None,
+                 seed_key: str = "seed") -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.check_values = get_method(check_values) if check_values else None
         self.check_components = get_method(check_components) if check_components else None
         self.warm_up = warm_up
+        self.replicates_key, self.seed_key = replicates_key, seed_key
 
     def sweep(self, arguments: List[str]) -> Any:
         # The same expansion BasicSweeper.sweep does, done first so nothing runs or is written
         # (BasicSweeper creates the sweep folder before its own per-batch check).
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        arguments = expand_replicates(list(arguments), parser.parse_overrides(list(arguments)), self.config,
+                                      self.replicates_key, self.seed_key)
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         loader = self.hydra_context.config_loader
         jobs = [list(job) for batch in self.split_arguments(overrides, self.max_batch_size) for job in batch]

@@ -52,6 +52,7 @@ from sweeps.optuna.search_space import parse_search_space
 from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
 from sweeps.optuna.study_config import StudyConfig
 from sweeps.optuna.trial_loop import TrialLoop
+from sweeps.optuna.seeds import TrialSeeds
 from sweeps.optuna.trials import counts_toward_budget
 from sweeps.optuna.upstream import search_space_from_config
 from sweeps.workers.launcher_workers import gpu_worker_count, limit_workers, release_workers
@@ -103,6 +104,9 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         grace_period: Optional[int] = None,
         validate_with: Optional[str] = None,
         reconnect_timeout: float = 60.0,
+        seeds: int = 1,
+        seed_key: Optional[str] = "seed",
+        seed_aggregate: str = "mean",
     ) -> None:
         if not isinstance(n_trials, int) or n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials={n_trials} is invalid; it must be an integer ≥ 1")
@@ -122,6 +126,7 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.validate_with = get_method(validate_with) if validate_with else None
         self.reconnect_timeout = float(reconnect_timeout)
+        self.seed_settings = (seeds, seed_key, seed_aggregate)
         self.config: Optional[DictConfig] = None
         self._stop = threading.Event()
         self._abort: Optional[BaseException] = None
@@ -155,6 +160,7 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
             log.warning("hydra.sweeper.search_space is deprecated (as upstream); use hydra.sweeper.params")
             params = {**search_space_from_config(self.search_space), **params}
         space = parse_search_space(params, arguments, self.zero_below)
+        self.seeds = TrialSeeds.from_config(*self.seed_settings, config=self.config, space=space)
         directions = self._directions()
         objective_keys = self._objective_keys(directions)
         grid = space.grid() if self.custom_search_space is None else None
@@ -204,7 +210,7 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
         # trials run `slots` at a time: no more worker processes than that (joblib's n_jobs=-1)
-        limit_workers(self.launcher, jobs=slots, gpu_workers=gpu_worker_count(self.config))
+        limit_workers(self.launcher, jobs=slots * self.seeds.count, gpu_workers=gpu_worker_count(self.config))
         if self.study_name is None and self.spec.persistent:
             log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
                      "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)

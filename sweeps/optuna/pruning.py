@@ -26,13 +26,14 @@ class OptunaPruning(L.Callback):
     so, raise ``optuna.TrialPruned`` (train() records status "pruned", the sweeper PRUNED)."""
 
     def __init__(self, storage: str, study_name: str, trial_id: int, trial_number: int | None = None,
-                 monitor: str = "val/neg_elbo"):
+                 monitor: str = "val/neg_elbo", seed_index: int = 0, seeds: int = 1):
         import optuna
         from hydra.utils import instantiate
 
         from sweeps.optuna.storage import load_storage_from_url
 
         self.monitor = monitor
+        self.seed_index, self.seeds = seed_index, seeds   # this job's place among its trial's seeded jobs
         study = optuna.load_study(study_name=study_name, storage=load_storage_from_url(storage))
         pruner_cfg = study.user_attrs.get("pruner")
         if pruner_cfg:
@@ -61,7 +62,32 @@ class OptunaPruning(L.Callback):
 
         if not self.can_prune or not math.isfinite(value):
             return
-        self.trial.report(value, step=step)
-        if self.trial.should_prune():
+        if self.seeds > 1:
+            if not self._report_mean(step, value):
+                return
+            # The trial as stored: another seed's job may have reported the mean (Trial.should_prune
+            # judges only what this process reported).
+            stop = self.study.pruner.prune(self.study, self.study._storage.get_trial(self.trial._trial_id))
+        else:
+            self.trial.report(value, step=step)
+            stop = self.trial.should_prune()
+        if stop:
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned at step {step} "
                                      f"({self.monitor}={value:.3f})")
+
+    def _report_mean(self, step: int, value: float) -> bool:
+        """One of several seeds (sweeps/optuna/seeds.py): keep this seed's value at ``step``; report
+        the seeds' mean at the latest step all of them have reached. False until there is one."""
+        from sweeps.optuna.seeds import SEED_REPORT, mean_of_reports
+
+        self.trial.set_user_attr(SEED_REPORT.format(step=step, index=self.seed_index), value)
+        storage = self.study._storage
+        attrs = storage.get_trial_user_attrs(self.trial._trial_id)
+        steps = sorted({int(k.split(":")[1]) for k in attrs if k.startswith("seed_report:")}, reverse=True)
+        for reached in (s for s in steps if s <= step):
+            mean = mean_of_reports(attrs, reached, self.seeds)
+            if mean is not None:
+                if reached not in storage.get_trial(self.trial._trial_id).intermediate_values:
+                    self.trial.report(mean, step=reached)
+                return True
+        return False

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from sweeps.optuna.objective import is_numeric, objective_values
 from sweeps.optuna.search_space import SearchSpace, format_value
+from sweeps.optuna.seeds import ATTR_SEED_OUTPUT_DIRS, ATTR_SEED_VALUES, ATTR_SEEDS
 from sweeps.optuna.trials import counts_toward_budget, is_failure, one_line
 from protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
                           ATTR_SURPLUS, ATTR_WORKER)
@@ -86,15 +87,18 @@ class TrialLoop:
             if not trials:
                 return
             told: set[int] = set()
+            per_trial = self.seeds.count          # one job per seed (sweeps/optuna/seeds.py)
+            returned: dict[int, dict[int, JobReturn]] = {}
 
-            def on_return(i: int, ret: JobReturn) -> None:
+            def on_return(j: int, ret: JobReturn) -> None:
+                i, seed_index = divmod(j, per_trial)
                 with self._returns_lock:
                     self._returns.append((trials[i].number, ret))
-                output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
-                if output_dir:
-                    trials[i].set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
-                self._record(trials[i], ret, objective_keys)
-                told.add(i)
+                    returned.setdefault(i, {})[seed_index] = ret
+                    complete = len(returned[i]) == per_trial
+                if complete:
+                    self._record_returns(trials[i], [returned[i][k] for k in range(per_trial)], objective_keys)
+                    told.add(i)
 
             try:
                 jobs = []
@@ -102,11 +106,12 @@ class TrialLoop:
                     overrides = self._trial_overrides(trial, space)
                     trial.set_user_attr("overrides", overrides)
                     log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
-                    jobs.append(overrides + self._identity_overrides(trial))
+                    jobs += self.seeds.jobs(overrides, self._identity_overrides(trial), self.trial_key, trial.number)
+                numbers = [t.number * per_trial + k for t in trials for k in range(per_trial)]
                 with ExitStack() as beats:
                     for trial in trials:
                         beats.enter_context(get_heartbeat_thread(trial._trial_id, self.study._storage))
-                    self.launcher.launch_numbered(jobs, [t.number for t in trials], on_return)
+                    self.launcher.launch_numbered(jobs, numbers, on_return)
             except BaseException as exc:
                 for i, trial in enumerate(trials):
                     if i not in told:
@@ -168,34 +173,62 @@ class TrialLoop:
             # default); replaced by the job's real folder when it returns.
             subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
             if str(subdir).replace(" ", "") == "${hydra.job.num}":
-                trial.set_user_attr(ATTR_OUTPUT_DIR, str(self.sweep_dir / str(trial.number)))
-            job_overrides = overrides + self._identity_overrides(trial)
+                first = f"{trial.number}-seed{self.seeds.base}" if self.seeds.several else str(trial.number)
+                trial.set_user_attr(ATTR_OUTPUT_DIR, str(self.sweep_dir / first))
+            jobs = self.seeds.jobs(overrides, self._identity_overrides(trial), self.trial_key, trial.number)
             log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
             # Optuna's heartbeat (RDB storages): lets other workers see this trial is alive.
             with get_heartbeat_thread(trial._trial_id, self.study._storage):
-                ret = self.launcher.launch([job_overrides], initial_job_idx=trial.number)[0]
+                # One launch: a trial's seeded jobs run side by side (or as one fused stack).
+                rets = list(self.launcher.launch(jobs, initial_job_idx=trial.number * len(jobs)))
         except BaseException as exc:
             # The launch itself broke (Ctrl-C, a composition error, a launcher failure).
             self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {one_line(exc)}", interrupted=True)
             raise
         with self._returns_lock:
-            self._returns.append((trial.number, ret))
-        output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
-        if output_dir:
-            trial.set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
-        self._record(trial, ret, objective_keys)
+            self._returns += [(trial.number, ret) for ret in rets]
+        self._record_returns(trial, rets, objective_keys)
         self._check_failure_budget(n_trials)
 
-    def _record(self, trial: optuna.Trial, ret: JobReturn, objective_keys: Optional[list[str]]) -> None:
+    def _record_returns(self, trial: optuna.Trial, rets: list[JobReturn], objective_keys: Optional[list[str]]) -> None:
+        """Tell Optuna what a trial's job(s) gave: one job, or one per seed (their aggregate)."""
+        folders = [OmegaConf.select(r.hydra_cfg, "hydra.runtime.output_dir") if r.hydra_cfg else None for r in rets]
+        if folders[0]:
+            trial.set_user_attr(ATTR_OUTPUT_DIR, str(folders[0]))
+        if not self.seeds.several:
+            state, values, reason = self._outcome(trial, rets[0], objective_keys)
+            self._tell_outcome(trial, state, values, reason)
+            return
+        seeds = self.seeds.seeds()
+        trial.set_user_attr(ATTR_SEEDS, seeds)
+        trial.set_user_attr(ATTR_SEED_OUTPUT_DIRS, [str(f) if f else None for f in folders])
+        outcomes = [self._outcome(trial, ret, objective_keys) for ret in rets]
+        # A failed seed fails the trial (its reason), a pruned one prunes it; else the aggregate.
+        for wanted in (TrialState.FAIL, TrialState.PRUNED):
+            for seed, (state, _, reason) in zip(seeds, outcomes):
+                if state == wanted:
+                    self._tell_outcome(trial, state, None, f"seed {seed}: {reason}")
+                    return
+        per_seed = [values for _, values, _ in outcomes]
+        trial.set_user_attr(ATTR_SEED_VALUES, {str(seed): values for seed, values in zip(seeds, per_seed)})
+        self._tell(trial, TrialState.COMPLETE, self.seeds.combine(per_seed))
+
+    def _tell_outcome(self, trial: optuna.Trial, state: TrialState, values: Optional[list[float]],
+                      reason: Optional[str]) -> None:
+        if state == TrialState.PRUNED:
+            log.info("Trial %d pruned: %s", trial.number, reason)
+            reason = None
+        self._tell(trial, state, values, reason=reason)
+
+    def _outcome(self, trial: optuna.Trial, ret: JobReturn,
+                 objective_keys: Optional[list[str]]) -> tuple[TrialState, Optional[list[float]], Optional[str]]:
+        """(state, values, why) of one job's return."""
         try:
             value = ret.return_value               # re-raises the job's exception
         except optuna.TrialPruned as exc:
-            log.info("Trial %d pruned: %s", trial.number, str(exc) or "by the pruner")
-            self._tell(trial, TrialState.PRUNED, None)
-            return
+            return TrialState.PRUNED, None, str(exc) or "by the pruner"
         except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the sweep goes on
-            self._tell(trial, TrialState.FAIL, None, reason=one_line(exc))
-            return
+            return TrialState.FAIL, None, one_line(exc)
         if objective_keys is None and isinstance(value, Mapping):
             self._tell(trial, TrialState.FAIL, None, reason="the task returned a dict but no "
                        "hydra.sweeper.objective names its key(s)")
@@ -205,15 +238,13 @@ class TrialLoop:
             # The job ran fine but gave nothing to optimise (Hydra's own test apps return None or
             # strings): FAIL for Optuna, but not a failed run for max_failure_rate.
             trial.set_user_attr(ATTR_NO_OBJECTIVE, True)
-            self._tell(trial, TrialState.FAIL, None, reason=f"the task returned {value!r}, not an objective "
-                       "(return a float, or a dict and set hydra.sweeper.objective)")
-            return
+            return TrialState.FAIL, None, (f"the task returned {value!r}, not an objective "
+                                           "(return a float, or a dict and set hydra.sweeper.objective)")
         try:
             values = objective_values(value, objective_keys, len(self._directions()))
         except ValueError as exc:
-            self._tell(trial, TrialState.FAIL, None, reason=str(exc))
-            return
-        self._tell(trial, TrialState.COMPLETE, values)
+            return TrialState.FAIL, None, str(exc)
+        return TrialState.COMPLETE, values, None
 
     def _tell(self, trial: optuna.Trial, state: TrialState, values: Optional[list[float]],
               reason: Optional[str] = None, interrupted: bool = False) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from sweeps.report import disentanglement_plots
+from sweeps.report import disentanglement_plots, replicate_plots
 from sweeps.report.mosaic import mosaic
 from sweeps.report.plots import MAX_GRID, curves, heatmap, kl_per_dim, make_grid, rate_distortion
+from sweeps.report.replicates import has_replicates
 from sweeps.report.runs import METRICS, Run
 
 
@@ -32,13 +33,16 @@ def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dic
 
 
 def _figures_of(runs: Sequence[Run], metric: str) -> tuple[dict[str, bytes], list[str]]:
-    figures: dict[str, bytes] = {"rate_distortion": rate_distortion(runs)}
+    # Replicates (several seeds of a configuration): means with their intervals instead of runs.
+    spread = has_replicates(runs)
+    figures: dict[str, bytes] = {"rate_distortion": replicate_plots.rate_distortion(runs) if spread
+                                 else rate_distortion(runs)}
     notes = []
     factors = disentanglement_plots.has_scores(runs)
-    figures["heatmap"] = heatmap(runs, metric)
+    figures["heatmap"] = replicate_plots.heatmap(runs, metric) if spread else heatmap(runs, metric)
     if factors:
-        figures["disentanglement_vs_beta"] = disentanglement_plots.scores_vs_beta(runs)
-        figures["heatmap_mig"] = heatmap(runs, "test/mig")
+        figures["disentanglement_vs_beta"] = (replicate_plots if spread else disentanglement_plots).scores_vs_beta(runs)
+        figures["heatmap_mig"] = replicate_plots.heatmap(runs, "test/mig") if spread else heatmap(runs, "test/mig")
         best = disentanglement_plots.best_mutual_info(runs)
         if best is not None:
             figures["mutual_info_best"] = best[0]

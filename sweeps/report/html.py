@@ -26,6 +26,7 @@ td.error { white-space: normal; max-width: 28em; text-align: left; font-size: 0.
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 code { background: #f4f4f4; padding: 0 3px; }
+details summary { cursor: pointer; color: #444; margin: 0.5em 0; }
 """
 # Only on a study's page: a long trial table scrolls inside its box, under its sticky header.
 STUDY_CSS = """
@@ -130,3 +131,12 @@ def page(title: str, meta: Sequence[str], notes: Sequence[str], table_html: str,
 {script}</body>
 </html>
 """
+
+
+def details(summary: str, inner_html: str, open_: bool = False) -> str:
+    """A section the reader opens with a click (no script: the browser's own <details>)."""
+    return f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>\n{inner_html}\n</details>"
+
+
+def sentences(items: Sequence[str]) -> str:
+    return "<ul class=\"sentences\">" + "".join(f"<li>{html.escape(s)}</li>" for s in items) + "</ul>"

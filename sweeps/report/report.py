@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.atomic import atomic_write_bytes, atomic_write_text
-from sweeps.report import figures as figures_module, html
+from sweeps.report import figures as figures_module, html, replicate_page
 from sweeps.report.captions import FIGURES, STUDY_FIGURES
+from sweeps.report.replicate_table import configurations_csv
+from sweeps.report.replicates import has_replicates
 from sweeps.report.runs import Sweep
 from sweeps.report.table import csv_text, display_rows, error_column_needed, fmt, missing_notes, print_table
 from sweeps.report.wandb_report import log_to_wandb, wandb_skip_reason
@@ -87,9 +89,13 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         if not error_column_needed(rows):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
+        heading = "Runs"
+        if has_replicates(sweep.runs):
+            heading, table_html = replicate_page.tables(sweep, metric, table_html)
+            atomic_write_text(out / "configurations.csv", configurations_csv(sweep))
         shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions[stem][1], figures[name])
                  for stem, dataset, name in ordered_figures(figures, FIGURES)]
-        page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown)
+        page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown, table_heading=heading)
     else:
         meta.append(f"Optuna study {view.name} in {view.storage}: " + ", ".join(
             f"{d} {o}" for d, o in zip(view.directions, view.objectives)) + f"; searched: {', '.join(view.params)}")

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from protocol import REPLICATE_OF   # an id for grouping, not a setting to read: left out of the table
 from sweeps.report.runs import METRICS, Sweep, metric_columns
 
 
@@ -28,7 +29,7 @@ def fmt(value: Any) -> str:
 def table_columns(sweep: Sweep) -> list[str]:
     """Params that vary between runs come first (β and latent size always), then the metrics."""
     varying = [k for k in dict.fromkeys(k for r in sweep.runs for k in r.params)
-               if k not in ("beta", "latent_size") and len({json.dumps(r.params.get(k)) for r in sweep.runs}) > 1
+               if k not in ("beta", "latent_size", REPLICATE_OF) and len({json.dumps(r.params.get(k)) for r in sweep.runs}) > 1
                and not (k == "beta_eff" and all(r.params.get(k) in (None, r.params.get("beta")) for r in sweep.runs))]
     return ["beta", "latent_size", *varying]
 

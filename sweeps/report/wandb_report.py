@@ -10,6 +10,8 @@ from typing import Any
 from PIL import Image
 
 from sweeps.report.plots import best_run
+from sweeps.report.replicate_table import configuration_rows
+from sweeps.report.replicates import has_replicates
 from sweeps.report.runs import Sweep, metric_columns
 from sweeps.report.table import display_rows, table_columns
 from vae.loggers import DEFAULT_INIT_TIMEOUT, start_wandb, wandb_mode
@@ -54,6 +56,9 @@ def log_to_wandb(sweep: Sweep, figures: dict[str, bytes], metric: str,
         settings=wandb.Settings(silent=True, init_timeout=timeout)), wandb_mode(logger.get("mode") or "auto"), timeout)
     try:
         tables = {"runs": wandb.Table(columns=headers, data=redact(data))}
+        if has_replicates(sweep.runs):   # the page's configuration table: mean [95% interval] per metric
+            columns, rows, _ = configuration_rows(sweep)
+            tables["configurations"] = wandb.Table(columns=columns, data=redact(rows))
         if trials is not None:
             tables["trials"] = wandb.Table(columns=trials[0], data=redact(trials[1]))
         run.log({**tables, **{f"report/{name}": image(png) for name, png in figures.items()}})

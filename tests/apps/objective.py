@@ -26,7 +26,9 @@ def main(cfg: DictConfig) -> dict:
         import optuna
 
         raise optuna.TrialPruned(f"prune_on: y={cfg.y}")
-    loss = (cfg.x - 1.0) ** 2 + cfg.y
+    if cfg.crash_on_seed is not None and cfg.seed == cfg.crash_on_seed:
+        raise RuntimeError(f"crash_on_seed: seed={cfg.seed}")
+    loss = (cfg.x - 1.0) ** 2 + cfg.y + cfg.seed_shift * cfg.seed
     if cfg.nan_on is not None and cfg.y == cfg.nan_on:
         loss = float("nan")
     out = Path(HydraConfig.get().runtime.output_dir)
