@@ -10,6 +10,9 @@ import pytest
 from conftest import run_cli
 from test_multirun_wandb import inspect
 
+# One cluster per session: under pytest-xdist every Slurm test runs in the same worker.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.state_check_s=2"]
 
 

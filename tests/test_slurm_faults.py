@@ -15,6 +15,9 @@ import torch
 from conftest import PROJECT_ROOT, PYTHON
 from test_multirun_wandb import inspect
 
+# One cluster per session: under pytest-xdist every Slurm test runs in the same worker.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 # Four jobs told apart by their step budgets: done quickly, cancelled, timed out, requeued.
 STEPS = {"done": 31, "cancelled": 100001, "timed_out": 100002, "requeued": 1500}
 

@@ -14,6 +14,9 @@ from optuna.trial import TrialState
 
 from conftest import PROJECT_ROOT, PYTHON, TINY, run_cli
 
+# One cluster per session: under pytest-xdist every Slurm test runs in the same worker.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 @pytest.mark.slow
 def test_optuna_trials_run_as_slurm_jobs_and_are_pruned_there(slurm_cluster, tmp_path):
