@@ -33,10 +33,25 @@ STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f",
 
 
 def png(fig: Figure, dpi: int = 100) -> bytes:
+    widen_to_fit_titles(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def widen_to_fit_titles(fig: Figure, margin: float = 0.3) -> None:
+    """Widen a figure narrower than its widest title (a one-column mosaic or heatmap): matplotlib
+    clips text at the figure's edge, and tight_layout moves axes but never widens the figure."""
+    titles = [t for t in [fig._suptitle, *(ax.title for ax in fig.axes)] if t is not None and t.get_text()]
+    for _ in range(3):   # a title centred over an axes beside a colour bar may need a second widening
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in titles]
+        overflow = max([0.0, *(max(-b.x0, b.x1 - fig.bbox.width) for b in boxes)]) / fig.dpi
+        if overflow <= 0:
+            return
+        fig.set_figwidth(fig.get_figwidth() + 2 * overflow + margin)
+        fig.tight_layout()
 
 
 def fmt_beta(beta: float | None) -> str:
@@ -224,10 +239,12 @@ def heatmap(runs: Sequence[Run], metric: str = "test/nll_iwae") -> bytes:
         fig.colorbar(image, ax=ax, label=metric)
     finite = values[np.isfinite(values)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    # Scores in [0, 1] (MIG 0.145 vs 0.047) need three decimals; nats (~100) read well with one.
+    decimals = 3 if finite.size and np.abs(finite).max() < 10 else 1
     for (i, j), here in grid.cells.items():
         problems = [r.state for r in here if r.state != "completed"]
         if np.isfinite(values[i, j]):
-            text = f"{values[i, j]:.1f}"
+            text = f"{values[i, j]:.{decimals}f}"
             done = len(here) - len(problems)
             if done > 1:
                 text += f"\n({'best' if grid.binned else 'mean'} of {done})"
@@ -402,10 +419,8 @@ def _figures_of(runs: Sequence[Run], metric: str) -> tuple[dict[str, bytes], lis
         figures["disentanglement_vs_beta"] = disentanglement_plots.scores_vs_beta(runs)
         figures["heatmap_mig"] = heatmap(runs, "test/mig")
         best = disentanglement_plots.best_mutual_info(runs)
-        if best is not None:
+        if best is not None:   # its caption names the run (report.figure_captions): shown, so not a note
             figures["mutual_info_best"] = best[0]
-            notes.append(f"mutual information matrix: run {best[1].label or best[1].name} (best MIG, "
-                         f"{best[1].metric('test/mig'):.3f})")
     figures["mosaic_traversals"] = mosaic(runs, ["traversal_grid", "traversal_rows"],
                                           "Latent traversals by β (rows) and latent size (columns)", metric,
                                           score="test/mig" if factors else None)

@@ -49,7 +49,7 @@ FIGURES = {  # file stem -> (heading, caption)
                          "Mutual information between each latent dim and each factor, divided by the factor's "
                          "entropy: one bright cell per column and row is a disentangled code."),
     "mosaic_traversals": ("Latent traversals", "Each run's decoded traversal of latent dims 0 and 1 over "
-                          "[−3, 3] (or one row per dim): where the digits stop changing along an axis, that latent dim collapsed."),
+                          "[−3, 3] (or one row per dim): where the images stop changing along an axis, that latent dim collapsed."),
     "mosaic_reconstructions": ("Reconstructions", "Test inputs (top row of each cell) and their reconstructions."),
     "kl_per_dim": ("KL per latent dimension", "Each completed run's test KL per latent dim, largest first: "
                    "dims near 0 carry no information (collapsed to the prior); the rest are its active units."),
@@ -242,7 +242,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
     else:
         figures, figure_notes = plots.all_figures(sweep.runs, metric)
     figures = {**study_figures, **figures}
-    captions = {**STUDY_FIGURES, **FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1])}
+    captions = {**STUDY_FIGURES, **FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1]),
+                **run_captions(sweep, figures)}
     paths = {}
     for name, png in figures.items():
         paths[name] = out / f"{name}.png"
@@ -267,7 +268,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         if not error_column_needed(rows):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         table_html = html.table(headers, rows, [r.state for r in sweep.runs], text_columns=("job", "run", "state", "error"))
-        shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions[stem][1], figures[name])
+        shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions.get(name, captions[stem])[1],
+                  figures[name])
                  for stem, dataset, name in ordered_figures(figures, FIGURES)]
         page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown)
     else:
@@ -289,6 +291,22 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         print_table(sweep, file=print_to)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def run_captions(sweep: Sweep, figures: dict[str, bytes]) -> dict[str, tuple[str, str]]:
+    """Captions naming the run a figure shows (the best-MIG run's matrix), per figure name."""
+    from sweeps.report.disentanglement_plots import best_mutual_info
+
+    out = {}
+    for name in figures:
+        stem, _, dataset = name.partition("@")
+        if stem == "mutual_info_best":
+            runs = [r for r in sweep.runs if not dataset or str(r.params.get("data")) == dataset]
+            best = best_mutual_info(runs)[1]
+            heading, caption = FIGURES[stem]
+            out[name] = (heading, f"{caption} Shown: run {best.label or best.name} "
+                                  f"(MIG {best.metric('test/mig'):.3f}, the best).")
+    return out
 
 
 def ordered_figures(figures: dict[str, bytes], order) -> list[tuple[str, str, str]]:
