@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from protocol.atomic import atomic_write_json
 from vae.callbacks import StepProgressBar
+from vae.contract_checks import check_dataset
 from vae.cli import is_multirun
 from vae.errors import ConfigError
 from vae.loggers import build_loggers, describe_wandb_run, finish_loggers
@@ -164,6 +165,7 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    check_dataset(datamodule)   # preflight checked it already unless its files were just fetched (ms)
     model = build_model(cfg, datamodule)
     run_name, group = run_identity()
     # A sweeper's trial (e.g. hydra/sweeper=optuna with trial_key=optuna): its reporting callback,
