@@ -55,6 +55,8 @@ CASES = [
     Case("β not finite", ["beta=nan"], "beta=nan is invalid; it must be a number ≥ 0"),
     Case("latent size 0", ["latent_size=0"], "latent_size=0 is invalid; it must be an integer ≥ 1"),
     Case("latent size negative", ["latent_size=-3"], "latent_size=-3 is invalid"),
+    Case("β set on the model, not the root", ["model.beta=4"], "model.beta=4 differs from beta=1.0, which the run records; set beta=..."),
+    Case("latent size set on the model", ["model.latent_size=3"], "model.latent_size=3 differs from latent_size=10"),
     Case("latent size not an integer", ["latent_size=2.5"], "latent_size=2.5 is invalid; latent_size must be an integer ≥ 1"),
     Case("latent size not a number", ["latent_size=abc"], "latent_size=abc is invalid"),
     Case("misspelled top-level key", ["betaa=1"], "unknown config key 'betaa'; did you mean beta?"),
@@ -165,7 +167,7 @@ def message(case: Case, tmp: Path, data_dir: Path) -> str:
                 cfg.data.data_dir = str(made)
             preflight(cfg)
             if case.check == "checkpoint":
-                from vae.train import resolve_checkpoint
+                from vae.run_record import resolve_checkpoint
 
                 resolve_checkpoint(cfg.ckpt_path, Path(cfg.paths.output_dir))
             if case.check == "data":

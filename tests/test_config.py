@@ -50,10 +50,11 @@ def test_conv_model_is_selectable_as_a_config_option(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("args", [["beta=-1"], ["latent_size=abc"], ["-m", "beta=-1,0.5"], ["model=mpl"],
+                                  ["model.beta=4"],
                                   # a job's component: checked by the joblib workers, or by the parent without them
                                   ["-m", "trainer.accelerator=cpu,tpu", "debug=smoke"],
                                   ["-m", "trainer.accelerator=cpu,tpu", "debug=smoke", "hydra/launcher=basic"]],
-                         ids=["value", "type", "sweep-value", "group-option", "sweep-component-workers",
+                         ids=["value", "type", "sweep-value", "group-option", "second-beta", "sweep-component-workers",
                               "sweep-component-parent"])
 def test_cli_prints_one_line_exits_2_and_writes_nothing(args, tmp_path):
     result = run_cli(*args, f"paths.log_dir={tmp_path}/outputs", "logger=none", cwd=tmp_path)

@@ -82,7 +82,7 @@ def test_grid_sweep_writes_complete_job_folders_wandb_runs_and_the_report(tmp_pa
         assert {"reconstructions.png", "traversal_rows.png", "prior_samples.png",
                 "reconstructions_step000015.png"} <= pngs
         ckpt = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-        assert ckpt["global_step"] == 30 and ckpt["state_dict"]["prior_loc"].shape == (latent,)
+        assert ckpt["global_step"] == 30 and ckpt["state_dict"]["encoder.head.linear.weight"].shape[0] == 2 * latent
         # Its own W&B run: name, group, config, curves, summary.
         (run_dir,) = (job / "wandb").glob("offline-run-*")
         summary = inspect(run_dir, "--summary")

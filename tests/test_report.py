@@ -23,8 +23,10 @@ import pytest
 from PIL import Image
 
 from sweeps.report import plots
-from sweeps.report.report import make_report, main as report_main
-from sweeps.report.runs import collect_multirun, collect_study
+from sweeps.report.figures import all_figures
+from sweeps.report.report import make_report
+from sweeps.report.__main__ import main as report_main
+from sweeps.report.collect import collect_multirun, collect_study
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["rate_distortion", "heatmap", "mosaic_traversals", "mosaic_reconstructions", "kl_per_dim", "curves"]
@@ -287,7 +289,7 @@ def test_a_continuous_search_is_binned_into_a_grid(sweep):
     assert grid.binned and grid.rows[0] == "β=0" and len(grid.rows) <= plots.BINS + 1
     assert grid.columns == ["2", "8", "32"]
     assert sorted(id(r) for here in grid.cells.values() for r in here) == sorted(id(r) for r in runs)
-    figures, notes = plots.all_figures(runs)
+    figures, notes = all_figures(runs)
     assert any("bin" in note for note in notes)
     assert all(pixel_std(png) > 10 for png in figures.values())
 

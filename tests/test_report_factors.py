@@ -10,9 +10,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from sweeps.report.plots import is_blank
+from sweeps.report.drawing import is_blank
 from sweeps.report.report import make_report
-from sweeps.report.runs import collect_multirun
+from sweeps.report.collect import collect_multirun
 
 
 def write_job(sweep, num, data, beta, latent, mig=None):
@@ -90,16 +90,20 @@ def drawn(monkeypatch) -> list:
     """The figures the report draws, kept as matplotlib figures as well as PNGs."""
     from matplotlib.figure import Figure
 
-    from sweeps.report import plots
+    import sys
 
-    seen, real_png = [], plots.png
+    from sweeps.report import drawing, figures  # noqa: F401 - imports every drawing module
+
+    seen, real_png = [], drawing.png
 
     def keep(fig: Figure, dpi: int = 100) -> bytes:
         picture = real_png(fig, dpi)
         seen.append((fig, picture))
         return picture
 
-    monkeypatch.setattr(plots, "png", keep)
+    for name, module in list(sys.modules.items()):     # each drawing module imported png by name
+        if name.startswith("sweeps.report.") and getattr(module, "png", None) is real_png:
+            monkeypatch.setattr(module, "png", keep)
     return seen
 
 

@@ -14,7 +14,8 @@ from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from sweeps.fused.member_batches import MemberBatches, member_generator
 from sweeps.fused import stacked_evaluation as evaluation   # (its `test` is no pytest test)
-from sweeps.fused.stacked_vae import StackedVAE, stack_key
+from sweeps.fused.stackable import stack_key
+from sweeps.fused.stacked_vae import StackedVAE
 
 MNIST_INFO = MNISTDataModule.info
 SHAPE = (1, 28, 28)

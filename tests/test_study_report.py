@@ -30,9 +30,10 @@ import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
-from sweeps.report import plots, study_plots
-from sweeps.report.report import main as report_main
-from sweeps.report.runs import collect_multirun
+from sweeps.report import study_plots
+from sweeps.report.drawing import is_blank
+from sweeps.report.__main__ import main as report_main
+from sweeps.report.collect import collect_multirun
 from sweeps.report.study import load_view, importances, trial_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ STUDIES = {
     "multi": ["hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=12", "hydra.sweeper.objective=[loss,cost]",
               "hydra.sweeper.direction=[minimize,minimize]"],
 }
-HUES = {"failed": (-12, 12), "pruned": (20, 36)}       # of plots.STATE_COLOURS
+HUES = {"failed": (-12, 12), "pruned": (20, 36)}       # of drawing.STATE_COLOURS
 
 
 def env() -> dict:
@@ -147,7 +148,7 @@ def test_study_figures_exist_and_are_not_blank(reports):
                            ("multi", ["study_history", "study_importance", "study_parallel", "study_pareto"])):
         folder = reports[name] / "report"
         for stem in expected:
-            assert not plots.is_blank((folder / f"{stem}.png").read_bytes()), (name, stem)
+            assert not is_blank((folder / f"{stem}.png").read_bytes()), (name, stem)
         assert (folder / "study_pareto.png").exists() == (name == "multi")   # one objective: no front
         # not runs of train.py: none of the VAE figures
         assert not (folder / "rate_distortion.png").exists() and not (folder / "heatmap.png").exists()
@@ -210,7 +211,7 @@ def test_wandb_report_run_holds_the_study_figures_and_the_trial_table(studies, r
     for stem in ("study_history", "study_importance", "study_parallel"):
         image = values[f"report/{stem}"]
         assert image["_type"] == "image-file"
-        assert not plots.is_blank((run_dirs[0] / "files" / image["path"]).read_bytes()), stem
+        assert not is_blank((run_dirs[0] / "files" / image["path"]).read_bytes()), stem
     table = values["trials"]
     assert table["_type"] == "table-file" and table["nrows"] == len(view.trials)
     stored = json.loads((run_dirs[0] / "files" / table["path"]).read_text())

@@ -32,7 +32,7 @@ def alive(pid: int) -> bool:
 
 def test_jobs_run_in_the_workers_the_warm_up_started():
     launcher = make_joblib_launcher(n_jobs=2)
-    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
+    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import.noop")
     warm_up.wait()
     assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
     # what Hydra's joblib launcher then runs: the same settings reuse the same processes
@@ -44,7 +44,7 @@ def test_the_fused_launchers_workers_are_warmed_the_same_way_and_reused():
     from hydra_plugins.betavae_launchers.fused_launcher import FusedLauncher
 
     launcher = FusedLauncher(workers=2)
-    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import:noop")
+    warm_up = WorkerWarmUp(launcher, jobs=6, target="slow_import.noop")
     warm_up.wait()
     assert len(set(warm_up.worker_pids)) == 2 and os.getpid() not in warm_up.worker_pids
     # what the launcher then runs its groups with (sweeps/fused/fused_launcher.py: _run_in_workers)
@@ -58,14 +58,14 @@ def test_the_fused_launchers_workers_are_warmed_the_same_way_and_reused():
                                             (make_joblib_launcher(n_jobs=1), 6),  # joblib runs them here too
                                             (make_joblib_launcher(n_jobs=2), 1)])  # one job: no worker to wait for
 def test_no_warm_up_without_worker_processes_to_share(launcher, jobs):
-    warm_up = WorkerWarmUp(launcher, jobs=jobs, target="slow_import:noop")
+    warm_up = WorkerWarmUp(launcher, jobs=jobs, target="slow_import.noop")
     assert warm_up.thread is None
     warm_up.wait()  # and waiting is a no-op
     warm_up.cancel()
 
 
 def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
-    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:noop")
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import.noop")
     warm_up.wait()
     pids = warm_up.worker_pids
     assert all(alive(pid) for pid in pids)
@@ -77,7 +77,7 @@ def test_cancel_stops_the_workers_when_the_sweep_will_not_launch():
 
 
 def test_the_workers_share_out_the_checks_and_every_one_is_made():
-    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:check",
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import.check",
                            checks=[f"job{i}" for i in range(6)])
     assert warm_up.wait() is True      # made by the workers: the parent need not check
     assert warm_up.tasks == 2
@@ -86,7 +86,7 @@ def test_the_workers_share_out_the_checks_and_every_one_is_made():
 def test_a_mistake_a_worker_finds_is_raised_by_wait_as_the_same_error():
     from vae.errors import ConfigError
 
-    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import:check",
+    warm_up = WorkerWarmUp(make_joblib_launcher(n_jobs=2), jobs=6, target="slow_import.check",
                            checks=["job0", "job1", "job2", "bad", "job4", "job5"])
     with pytest.raises(ConfigError, match="^job 'bad' is wrong; fix it$"):
         warm_up.wait()
@@ -94,13 +94,13 @@ def test_a_mistake_a_worker_finds_is_raised_by_wait_as_the_same_error():
 
 
 def test_without_workers_wait_says_the_checks_are_still_to_make():
-    assert WorkerWarmUp(BasicLauncher(), jobs=6, target="slow_import:check", checks=["bad"]).wait() is False
+    assert WorkerWarmUp(BasicLauncher(), jobs=6, target="slow_import.check", checks=["bad"]).wait() is False
 
 
 def test_a_warmed_worker_has_the_data_loaded(tmp_path, monkeypatch, data_dir):
-    """sweeps.workers.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
+    """vae.warm_up.prepare_worker, run here in-process: it fills the split cache the jobs read from."""
     import vae.data.base
-    from sweeps.workers.warm_up import prepare_worker
+    from vae.warm_up import prepare_worker
 
     monkeypatch.setattr(vae.data.base, "_SPLITS_CACHE", {})
     data = {"_target_": "vae.data.mnist.MNISTDataModule", "data_dir": str(data_dir), "batch_size": 64,

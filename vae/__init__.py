@@ -1,4 +1,4 @@
-"""β-VAE experiments: data, models, training, figures and metrics (the library; it never imports the sweeper or the report)."""
+"""β-VAE experiments, one run: data, models, training, figures and metrics (never imports sweeps/)."""
 
 import logging
 import warnings
@@ -8,6 +8,9 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 # The model steps its optimiser itself; a checkpoint then holds the state after step N, and its
 # step counter says N, which is what resuming needs. Lightning warns about it regardless.
 warnings.filterwarnings("ignore", message=r".*Using ModelCheckpoint with manual optimization.*")
+# On a machine with Slurm installed, Lightning advises srun for every run; hydra/launcher=slurm
+# already runs each job inside its own Slurm job, and a local run needs no srun.
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system but is not used.*")
 
 
 class _DropAdverts(logging.Filter):

@@ -13,8 +13,7 @@ from torchvision.io import encode_png
 from vae import figures
 from protocol.atomic import atomic_write_bytes
 
-# zlib level 1, not libpng's default 6: a round of figures encodes in 15 ms instead of 66 ms
-# (0.25 s of a default 1024-step run) for files 5% larger (274 KB against 260 KB).
+# zlib level 1, not libpng's default 6: several times faster to encode for files ~5% larger (BENCHMARKS.md)
 PNG_COMPRESSION = 1
 
 

@@ -78,7 +78,23 @@ def preflight(cfg: DictConfig) -> None:
 def check_values(cfg: DictConfig) -> None:
     """The checks that need no torch."""
     validate(cfg)
+    check_single_source(cfg)
     check_write_paths(cfg)
+
+
+# Root keys a model reads through ${...}: the run records the root value, so the model must train it.
+ROOT_OWNED = ("beta", "latent_size")
+
+
+def check_single_source(cfg: DictConfig) -> None:
+    """β and the latent size have one source, the root config: ``model.beta=4`` next to the root's
+    ``beta=1`` would train one β and record another."""
+    for key in ROOT_OWNED:
+        if OmegaConf.select(cfg, f"model.{key}", default=None) is None:
+            continue
+        if OmegaConf.select(cfg, f"model.{key}") != cfg.get(key):
+            raise ConfigError(f"model.{key}={OmegaConf.select(cfg, f'model.{key}')} differs from {key}={cfg.get(key)}, "
+                              f"which the run records; set {key}=... (the model reads it from there)")
 
 
 def check_components(cfg: DictConfig):

@@ -9,12 +9,10 @@ come back in the order of the jobs.
 Worker processes: with ``workers`` > 1 (default: one per usable core, at most one per group) each
 group and each job on its own runs in a joblib worker process (as Hydra's joblib launcher runs
 jobs), and the fusible jobs are shared out into at least that many groups. Why processes and not
-one stack on every core: two torch threads on two cores train a stack of 6 about as fast as two
-processes training a stack of 3 each on one thread (4.8-5.5 s against 4.4-4.9 s for 512 steps,
-measured here), but a parallel region waits for its slowest thread at every operation, so when
-another process (W&B's service, a figure) takes one core, two threads slow down tenfold; and one
-process also draws, evaluates and logs its members on one core while the other idles. Processes
-side by side keep both cores busy with all of it. A sweeper that asks for results as each member
+one stack on every core: a parallel region waits for its slowest thread at every operation, so
+when another process (W&B's service, a figure) takes a core, threads slow down many times over,
+and one process also draws, evaluates and logs its members on one core while the others idle
+(BENCHMARKS.md, "Fused sweeps"). Processes side by side keep every core busy with all of it. A sweeper that asks for results as each member
 ends (``launch_numbered`` with ``on_return``: the Optuna sweeper) trains its group in this process.
 
 What members may differ in: β, latent size, seed, learning rate, loss.reduction, gradient clipping,

@@ -28,8 +28,8 @@ from protocol import RUNNING, TRIAL_KEY
 from sweeps.fused import member_checkpoint
 from sweeps.fused.member_batches import member_generator
 from sweeps.fused.member_job import MemberJob
-from vae.train import (record_completed, record_ended, resolve_checkpoint, run_identity, run_params,
-                       trial_callbacks)
+from vae.run_record import (record_completed, record_ended, resolve_checkpoint, run_identity, run_params,
+                            trial_callbacks)
 
 log = logging.getLogger("vae.train")     # the summary lines a solo run logs, under the same name
 

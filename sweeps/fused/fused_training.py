@@ -34,9 +34,9 @@ PROBE_STEPS = 8  # steps timed on each thread count when the launcher's torch_th
 
 class ThreadProbe:
     """Chooses the group's torch threads by timing its own first steps: PROBE_STEPS on 1 thread,
-    PROBE_STEPS on every usable core, then the faster. Why measured and not fixed: on an idle
-    2-core machine a stack of 6 trains ~1.5x faster on 2 threads (GUIDE), but when the other
-    core is busy two threads can make small matmuls many times slower."""
+    PROBE_STEPS on every usable core, then the faster. Why measured and not fixed: on idle cores
+    a stack trains faster on several threads, but when another process takes a core, threads can
+    make small matmuls many times slower."""
 
     def __init__(self, cores: int):
         self.plan = [1, cores]

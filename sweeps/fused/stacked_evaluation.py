@@ -1,27 +1,18 @@
 """Validation and test metrics of every member of a StackedVAE (sweeps/fused/stacked_vae.py) in one
 pass over the images, not K solo passes: each chunk of images goes through all members at once.
 
-The metrics are BetaVAE's (vae/models/beta_vae.py), per member: validation's loss, distortion,
-rate and −ELBO; the test's distortion, rate, −ELBO, IWAE NLL, active units and per-dim KL. The
-images are the same for every member (the val and test splits do not depend on a run's seed).
-Noise comes from ``generator`` (None: the global one): evaluation does not touch the members'
-training streams.
+The metrics are BetaVAE's, from the same functions (vae/models/objective.py) with a member axis in
+front. The images are the same for every member (the val and test splits do not depend on a run's
+seed). Noise comes from ``generator`` (None: the global one): evaluation does not touch the
+members' training streams.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch.distributions import Normal
 
-from vae.models.bernoulli import bernoulli_nll
-from vae.models.beta_vae import IWAE_CHUNK_ELEMENTS
+from vae.models import objective
 from sweeps.fused.stacked_vae import StackedVAE
-
-# Floats of decoder output per chunk, all members together: K·images·pixels stays cache-sized
-# (~16 MB), as in BetaVAE.iwae_nll.
-CHUNK_ELEMENTS = IWAE_CHUNK_ELEMENTS
 
 
 def shared(stack: StackedVAE, x: torch.Tensor) -> torch.Tensor:
@@ -29,44 +20,41 @@ def shared(stack: StackedVAE, x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).expand(len(stack), -1, -1)
 
 
-def chunks(stack: StackedVAE, x: torch.Tensor, floats_per_image: int):
-    return x.split(max(1, CHUNK_ELEMENTS // (max(1, len(stack)) * floats_per_image)))
-
-
 def noise(stack: StackedVAE, *shape: int, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(len(stack), *shape, stack.max_latent, generator=generator, device=stack.weights[0].device)
+
+
+def _sums(stack: StackedVAE, images: torch.Tensor, generator: torch.Generator | None,
+          with_latents: bool) -> objective.EvaluationSums:
+    sums = objective.EvaluationSums()
+    for part in objective.chunks(images, copies=len(stack)):
+        sums.add_terms(stack.terms(shared(stack, part), eps=noise(stack, len(part), generator=generator)),
+                       with_latents=with_latents)
+    return sums
 
 
 @torch.no_grad()
 def validate(stack: StackedVAE, images: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """BetaVAE's validation metrics, (K,) each, over images (N, C, H, W) shared by all members."""
-    d = r = 0.0
-    for part in chunks(stack, images, stack.num_pixels):
-        t = stack.terms(shared(stack, part), eps=noise(stack, len(part), generator=generator))
-        d, r = d + t["distortion"].sum(1), r + t["rate"].sum(1)
-    d, r = d / len(images), r / len(images)
-    return {"val/loss": stack.distortion_weight * d + stack.rate_weight * r, "val/distortion": d,
-            "val/rate": r, "val/neg_elbo": d + r}
+    sums = _sums(stack, images, generator, with_latents=False)
+    return objective.validation_metrics(sums.totals, stack.distortion_weight, stack.rate_weight)
 
 
 @torch.no_grad()
 def iwae_nll(stack: StackedVAE, x: torch.Tensor, k: int, eps: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """−log p(x) with k importance samples (BetaVAE.iwae_nll), (K, N), for images x (N, C, H, W)
+    """−log p(x) with k importance samples (objective.iwae_nll), (K, N), for images x (N, C, H, W)
     shared by all members. ``eps``: the noise (K, k, N, L); drawn if not given."""
     out, start, K = [], 0, len(stack)
     mask = stack.mask.unsqueeze(1)                                                    # (K, 1, 1, L)
-    for part in chunks(stack, x, k * stack.num_pixels):
+    for part in objective.chunks(x, copies=K * k):
         n, xs = len(part), shared(stack, part)
         loc, scale = (v.unsqueeze(1) for v in stack.posterior(xs))                   # (K, 1, n, L)
         e = noise(stack, k, n, generator=generator) if eps is None else eps[:, :, start:start + n]
         z = (loc + e * scale) * mask                                                  # (K, k, n, L)
         logits = stack.decode(z.flatten(1, 2)).view(K, k, n, -1)
-        log_px_z = -bernoulli_nll(logits, xs.unsqueeze(1)).sum(-1)
-        prior = Normal(torch.zeros((), device=z.device), torch.ones((), device=z.device))
-        log_pz = (prior.log_prob(z) * mask).sum(-1)      # padded dims masked out of both densities
-        log_qz = (Normal(loc, scale, validate_args=False).log_prob(z) * mask).sum(-1)
-        out.append(-(torch.logsumexp(log_px_z + log_pz - log_qz, dim=1) - math.log(k)))
+        log_px_z = -objective.distortion(logits, xs.unsqueeze(1), image_dims=1)
+        out.append(objective.iwae_nll(log_px_z, z, loc, scale, mask, sample_dim=1))
         start += n
     return torch.cat(out, dim=1) if out else x.new_zeros(K, 0)
 
@@ -76,24 +64,12 @@ def test(stack: StackedVAE, images: torch.Tensor, iwae_samples: int, nll_images:
          generator: torch.Generator | None = None) -> list[dict]:
     """BetaVAE.test_results for every member (a list in stack order), over test images shared by
     all; the NLL on the first ``nll_images`` (None: all), as a solo run estimates it."""
-    K, L = len(stack), stack.max_latent
-    sums = {key: stack.weights[0].new_zeros(K) for key in ("distortion", "rate")}
-    sums |= {key: stack.weights[0].new_zeros(K, L) for key in ("kl_per_dim", "loc", "loc_sq")}
-    for part in chunks(stack, images, stack.num_pixels):
-        t = stack.terms(shared(stack, part), eps=noise(stack, len(part), generator=generator))
-        sums["distortion"] += t["distortion"].sum(1)
-        sums["rate"] += t["rate"].sum(1)
-        sums["kl_per_dim"] += t["kl_per_dim"].sum(1)
-        sums["loc"] += t["loc"].sum(1)
-        sums["loc_sq"] += t["loc"].pow(2).sum(1)
+    sums = _sums(stack, images, generator, with_latents=True)
     nll_x = images if nll_images is None else images[:nll_images]
-    nll = iwae_nll(stack, nll_x, iwae_samples, generator=generator).mean(1)
-    n = len(images)
-    loc_var = sums["loc_sq"] / n - (sums["loc"] / n) ** 2   # variance of E_q[z] over the test set
-    results = []
-    for k, size in enumerate(stack.latent_sizes):
-        d, r = float(sums["distortion"][k] / n), float(sums["rate"][k] / n)
-        results.append({"distortion": d, "rate": r, "nll_iwae": float(nll[k]), "neg_elbo": d + r,
-                        "active_units": float((loc_var[k, :size] > 0.01).sum()),
-                        "kl_per_dim": [float(v) for v in sums["kl_per_dim"][k, :size] / n]})
-    return results
+    sums.add(nll=iwae_nll(stack, nll_x, iwae_samples, generator=generator).sum(1),
+             nll_n=images.new_tensor(float(len(nll_x))))
+    metrics = objective.test_metrics(sums.totals)
+    kl_per_dim = metrics.pop("kl_per_dim")
+    return [{key: float(value[k]) for key, value in metrics.items()}
+            | {"kl_per_dim": [float(v) for v in kl_per_dim[k, :size]]}
+            for k, size in enumerate(stack.latent_sizes)]

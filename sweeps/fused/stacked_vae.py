@@ -31,8 +31,8 @@ Evaluation (sweeps/fused/stacked_evaluation.py) runs all members on each batch o
 Checkpoints stay solo: member_state_dict(k) and member_optimizer_state_dict(k) load into a BetaVAE
 of member k's latent size and its Adam; from_members() stacks such states back.
 
-This file is over ~300 lines because the model, its optimiser, member removal and the solo
-checkpoints must agree on one layout (``_index``); split, each would re-derive it.
+What can be stacked is decided in stackable.py; the solo states (checkpoints, gradients) of a
+member are read and written by solo_states.py, through the one layout ``_index`` defined here.
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vae.models.bernoulli import bernoulli_nll
-from vae.models.beta_vae import REDUCTIONS, BetaVAE
-from vae.models.networks import MLPDecoder, MLPEncoder
+from vae.models import objective
+from vae.models.beta_vae import BetaVAE
+from sweeps.fused.solo_states import SoloStates
+from sweeps.fused.stackable import activation_of, architecture, linears, member_lr
 
 # Adam's default and the project's lr. Adam runs at this lr, whatever the members': a fixed
 # reference, not the group's largest, so that no member's rounding depends on its group mates.
@@ -68,58 +69,7 @@ class StepResult:
     kept: list[int] | None        # stack positions kept (None: all); slice MemberBatches with it
 
 
-def _linears(model: BetaVAE) -> list[tuple[str, nn.Linear]]:
-    """A member's linear layers, named as in its state dict: encoder body, head, decoder body, out."""
-    if not (isinstance(model.encoder, MLPEncoder) and isinstance(model.decoder, MLPDecoder)):
-        raise ValueError(f"only MLPEncoder/MLPDecoder members can be stacked, not "
-                         f"{type(model.encoder).__name__}/{type(model.decoder).__name__}")
-    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    # The stack maps solo parameter j to layer j // 2 (weight, bias): check that order holds.
-    if [id(p) for p in model.parameters()] != [id(p) for _, m in linears for p in (m.weight, m.bias)]:
-        raise ValueError("a member's parameters are not its linear layers' weights and biases in order")
-    return linears
-
-
-def _activation(body: nn.Module) -> nn.Module:
-    kinds = [m for m in body.modules() if not isinstance(m, (nn.Linear, nn.Sequential, nn.Flatten))]
-    return kinds[0]
-
-
-def _architecture(model: BetaVAE) -> tuple:
-    """What members must share to be stacked: everything but the latent size. Layer sizes are
-    (in, out), with None where the latent size enters (the head's outputs, the decoder's inputs)."""
-    enc, dec = model.encoder, model.decoder
-    n_enc = sum(1 for m in enc.modules() if isinstance(m, nn.Linear))
-    sizes = tuple((None if i == n_enc else m.in_features, None if i == n_enc - 1 else m.out_features)
-                  for i, (_, m) in enumerate(_linears(model)))
-    return (tuple(dec.image_shape), n_enc, sizes, repr(_activation(enc.body)),
-            repr(_activation(dec.body)), enc.head.min_scale)
-
-
-def _member_lr(model: BetaVAE) -> float:
-    # Only Adam with its default betas/eps is stacked; a model built with another optimiser
-    # (a partial in model.optimizer_factory) must be trained solo.
-    factory = getattr(model, "optimizer_factory", None)
-    if factory is not None and (getattr(factory, "func", factory) is not torch.optim.Adam
-                                or set(getattr(factory, "keywords", {})) - {"lr"}):
-        raise ValueError("only members trained with torch.optim.Adam (lr only) can be stacked")
-    if model.lr is None:
-        raise ValueError("a member has no learning rate")
-    return float(model.lr)
-
-
-def stack_key(model: BetaVAE) -> tuple | None:
-    """What members must share to be stacked (everything but latent size, β, reduction, lr and
-    gradient clipping), or None for a model that cannot be (other networks, another optimiser).
-    A launcher groups jobs by it, and by what their configs share (data, steps, batch size)."""
-    try:
-        _member_lr(model)
-        return _architecture(model)
-    except ValueError:
-        return None
-
-
-class StackedVAE(nn.Module):
+class StackedVAE(SoloStates, nn.Module):
     def __init__(self, *, image_shape: Sequence[int], layer_sizes: Sequence[tuple[int, int]], n_enc: int,
                  encoder_activation: nn.Module, decoder_activation: nn.Module, min_scale: float,
                  latent_sizes: Sequence[int], betas: Sequence[float], reductions: Sequence[str],
@@ -136,8 +86,8 @@ class StackedVAE(nn.Module):
         if not (len(latent_sizes) == len(betas) == len(reductions) == len(lrs) == len(clip_norms)
                 == (len(generators) if generators else len(latent_sizes))):
             raise ValueError("one latent size, β, reduction, lr, clip norm and generator per member")
-        if any(r not in REDUCTIONS for r in reductions):
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, not {list(reductions)}")
+        if any(r not in objective.REDUCTIONS for r in reductions):
+            raise ValueError(f"reduction must be one of {objective.REDUCTIONS}, not {list(reductions)}")
         self.image_shape, self.num_pixels = tuple(image_shape), math.prod(image_shape)
         self.n_enc, self.min_scale, self.layer_names = n_enc, min_scale, list(layer_names)
         self.encoder_activation, self.decoder_activation = encoder_activation, decoder_activation
@@ -160,20 +110,20 @@ class StackedVAE(nn.Module):
         """Per-member constants as (K, ...) tensors, rebuilt whenever members are removed."""
         device = self.weights[0].device
         sizes = torch.tensor(self.latent_sizes, dtype=torch.long, device=device)
-        betas = torch.tensor(self.betas, dtype=torch.float, device=device)
-        mean = torch.tensor([r == "mean" for r in self.reductions], dtype=torch.bool, device=device)
         self.mask = (torch.arange(self.max_latent, device=device) < sizes.view(-1, 1, 1)).float()  # (K,1,L)
-        # BetaVAE.loss as a·mean(D) + c·mean(R): sum: a=1, c=β; mean: a=1/P, c=β/L_k.
-        self.distortion_weight = torch.where(mean, 1.0 / self.num_pixels, 1.0)
-        self.rate_weight = torch.where(mean, betas / sizes, betas)
+        # Each member's objective.loss_weights, as (K,) tensors: the one definition of the loss.
+        weights = [objective.loss_weights(b, r, self.num_pixels, size)
+                   for b, r, size in zip(self.betas, self.reductions, self.latent_sizes)]
+        self.distortion_weight, self.rate_weight = (torch.tensor([w[i] for w in weights], device=device)
+                                                    for i in (0, 1))
         self.scaled_lr = any(lr != REFERENCE_LR for lr in self.lrs)
         self.lr_scale = torch.tensor([lr / REFERENCE_LR for lr in self.lrs], device=device).view(-1, 1, 1)
         self.clip = torch.tensor([c if c else math.inf for c in self.clip_norms], device=device)
         self.clipping = any(self.clip_norms)
 
     def _make_optimizer(self) -> torch.optim.Adam:
-        # fused: one kernel per tensor instead of ~10 passes over it; at K=64 (11M parameters) Adam's
-        # step drops from ~100 ms to ~22 ms on this CPU. Still element-wise: members stay independent.
+        # fused: one kernel per tensor instead of ~10 passes over it (much faster at large K; BENCHMARKS.md).
+        # Still element-wise: members stay independent.
         fused = True if self.weights[0].device.type in ("cpu", "cuda") else None
         return torch.optim.Adam(self.parameters(), lr=REFERENCE_LR, fused=fused)
 
@@ -192,20 +142,20 @@ class StackedVAE(nn.Module):
         mates; removing members keeps the shape). Build on the training device."""
         if not models:
             raise ValueError("no members to stack")
-        arch = [_architecture(m) for m in models]
+        arch = [architecture(m) for m in models]
         if any(a != arch[0] for a in arch):
             raise ValueError(f"members differ in more than the latent size: {sorted(set(arch))}")
         first = models[0]
-        linears = _linears(first)
+        layers = linears(first)
         n_enc = sum(1 for m in first.encoder.modules() if isinstance(m, nn.Linear))
         stack = cls(image_shape=first.decoder.image_shape, layer_sizes=arch[0][2], n_enc=n_enc,
-                    encoder_activation=copy.deepcopy(_activation(first.encoder.body)),
-                    decoder_activation=copy.deepcopy(_activation(first.decoder.body)),
+                    encoder_activation=copy.deepcopy(activation_of(first.encoder.body)),
+                    decoder_activation=copy.deepcopy(activation_of(first.decoder.body)),
                     min_scale=first.encoder.head.min_scale, latent_sizes=[m.latent_size for m in models],
                     betas=[float(m.beta) for m in models], reductions=[m.reduction for m in models],
-                    lrs=[_member_lr(m) for m in models],
+                    lrs=[member_lr(m) for m in models],
                     clip_norms=[getattr(m, "gradient_clip_val", None) for m in models],
-                    generators=generators, member_ids=member_ids, layer_names=[n for n, _ in linears],
+                    generators=generators, member_ids=member_ids, layer_names=[n for n, _ in layers],
                     padded_latent=padded_latent, device=device)
         params = list(stack.parameters())
         with torch.no_grad():
@@ -243,52 +193,6 @@ class StackedVAE(nn.Module):
             stacked[i][k][rows.view(-1, 1), cols] = solo[2 * i].T.to(stacked[i])
             stacked[n + i][k, 0, cols] = solo[2 * i + 1].to(stacked[n + i])
 
-    def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k (stack position) as the state dict of a solo BetaVAE of its latent size."""
-        with torch.no_grad():
-            tensors = self._unstack(k, [p.detach() for p in self.parameters()])
-        state = {f"{name}.{kind}": t for name, pair in zip(self.layer_names, zip(tensors[::2], tensors[1::2]))
-                 for kind, t in zip(("weight", "bias"), pair)}
-        device = self.weights[0].device
-        return {"prior_loc": torch.zeros(self.latent_sizes[k], device=device),
-                "prior_scale": torch.ones(self.latent_sizes[k], device=device), **state}
-
-    def member_gradients(self, k: int) -> list[torch.Tensor]:
-        """Member k's gradients in its solo parameter order (for checks)."""
-        return self._unstack(k, [p.grad for p in self.parameters()])
-
-    def member_optimizer_state_dict(self, k: int) -> dict:
-        """Member k's Adam state as a solo ``torch.optim.Adam(model.parameters())`` saves it."""
-        group = {key: v for key, v in self.optimizer.param_groups[0].items() if key != "params"}
-        # a solo Adam's defaults: it picks its own implementation
-        group.update(lr=self.lrs[k], fused=None, foreach=None, params=list(range(2 * len(self.weights))))
-        params, state = list(self.parameters()), {}
-        if self.optimizer.state:   # no state before the first step
-            step = self.optimizer.state[params[0]]["step"]
-            moments = {key: self._unstack(k, [self.optimizer.state[p][key] for p in params])
-                       for key in ("exp_avg", "exp_avg_sq")}
-            state = {j: {"step": step.detach().cpu().clone(), "exp_avg": moments["exp_avg"][j],
-                         "exp_avg_sq": moments["exp_avg_sq"][j]} for j in range(len(params))}
-        return {"state": state, "param_groups": [group]}
-
-    def _load_member_optimizer_states(self, states: Sequence[dict]) -> None:
-        steps = {float(s["state"][0]["step"]) if s["state"] else 0.0 for s in states}
-        if len(steps) != 1:
-            raise ValueError(f"members resume at different optimiser steps {sorted(steps)}; stack "
-                             f"only members at the same step")
-        if steps == {0.0}:
-            return
-        full = self.optimizer.state_dict()
-        params = list(self.parameters())
-        moments = {key: [torch.zeros_like(p) for p in params] for key in ("exp_avg", "exp_avg_sq")}
-        for k, s in enumerate(states):
-            for key, stacked in moments.items():
-                self._restack(k, [s["state"][j][key] for j in range(len(params))], stacked)
-        step = states[0]["state"][0]["step"]
-        full["state"] = {j: {"step": torch.as_tensor(step).clone(), "exp_avg": moments["exp_avg"][j],
-                             "exp_avg_sq": moments["exp_avg_sq"][j]} for j in range(len(params))}
-        self.optimizer.load_state_dict(full)
-
     # --- the model ---------------------------------------------------------------------------
     def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.biases[i], h, self.weights[i])     # (K, N, in) @ (K, in, out) + (K, 1, out)
@@ -325,14 +229,13 @@ class StackedVAE(nn.Module):
         loc, scale = self.posterior(x)
         eps = self.member_noise(x.shape[1]) if eps is None else eps
         z = (loc + eps * scale) * self.mask
-        var_ratio = scale.pow(2)   # torch's KL(N(loc, scale) ‖ N(0, 1)), term for term
-        kl_per_dim = 0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log()) * self.mask
-        distortion = bernoulli_nll(self.decode(z), x).sum(-1)
+        kl_per_dim = objective.rate_per_dim(loc, scale, self.mask)
+        distortion = objective.distortion(self.decode(z), x, image_dims=1)
         return {"distortion": distortion, "rate": kl_per_dim.sum(-1), "kl_per_dim": kl_per_dim, "loc": loc}
 
     def loss(self, distortion: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-        """Each member's BetaVAE.loss, (K,), from per-image terms (K, N)."""
-        return self.distortion_weight * distortion.mean(1) + self.rate_weight * rate.mean(1)
+        """Each member's objective.loss, (K,), from per-image terms (K, N)."""
+        return objective.loss(distortion, rate, self.distortion_weight, self.rate_weight)
 
     # --- training ----------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor) -> StepResult:

@@ -1,9 +1,10 @@
 """A Hydra sweeper on current Optuna: the logic behind ``hydra/sweeper=optuna``.
 
-Over 300 lines: the sweep loop (slots asking, launching, telling; dead workers; the budget) shares
-one study, one lock and one set of in-flight trials. What stands alone lives beside it: which trials
-count (trials.py), turning a result into values (objective.py), the results file (results.py),
-upstream compatibility (upstream.py), storages (storage.py, reconnect.py).
+This class holds the sweep's shared state (one study, one lock, the in-flight trials) and Hydra's
+Sweeper interface; its methods live by concern beside it: the settings (study_config.py), the loop
+(trial_loop.py), dead workers (dead_trials.py). Which trials count (trials.py), results as values
+(objective.py), the results file (results.py), upstream compatibility (upstream.py), storages
+(storage.py, reconnect.py).
 
 What it does beyond the released ``hydra-optuna-sweeper`` (1.3, Optuna < 3):
 
@@ -29,12 +30,10 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import warnings
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, MutableSequence, Optional
+from typing import Any, Callable, Optional
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -42,21 +41,19 @@ from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState
+from omegaconf import DictConfig, OmegaConf
 
-from sweeps.optuna.objective import is_numeric, objective_values
 from sweeps.optuna.results import write_results
-from sweeps.optuna.search_space import SearchSpace, format_value, parse_search_space
-from sweeps.optuna.trials import counts_toward_budget, is_failure, one_line, process_alive
+from sweeps.optuna.search_space import parse_search_space
+from sweeps.optuna.trials import counts_toward_budget
 from sweeps.optuna.upstream import search_space_from_config
-from sweeps.workers.launcher_workers import joblib_workers, limit_workers, release_workers
+from sweeps.optuna.study_config import StudyConfig
+from sweeps.optuna.dead_trials import DeadTrials
+from sweeps.optuna.trial_loop import TrialLoop
+from sweeps.workers.launcher_workers import limit_workers, release_workers
 from sweeps.optuna.reconnect import StorageUnavailableError
 from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
-from protocol import (ATTR_FAIL_REASON, ATTR_INTERRUPTED, ATTR_NO_OBJECTIVE, ATTR_OUTPUT_DIR,
-                          ATTR_SURPLUS, ATTR_WORKER)
-from protocol.errors import ConfigError, UserError
+from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +67,6 @@ def _quiet_optuna_warnings():
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return ctx
 
-REPORTING_CALLBACK = "sweeps.optuna.pruning.OptunaPruning"   # what a trial's job reports through
-# Clocks of machines sharing a server storage differ a little; see _fail_dead_trials.
-ORPHAN_MARGIN_S = 5.0
-
-
-class SweepFailedError(UserError):
-    """Too many trials failed (``max_failure_rate``)."""
 
 
 def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[str],
@@ -93,7 +83,7 @@ def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[st
     return True, storage.get_study_name_from_id(study_id)
 
 
-class OptunaSweeperImpl(Sweeper):
+class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
     def __init__(
         self,
         sampler: Any,
@@ -231,348 +221,3 @@ class OptunaSweeperImpl(Sweeper):
         with self._returns_lock:
             returns = [ret for _, ret in sorted(self._returns, key=lambda item: item[0])]
         return [returns]
-
-    # --- configuration ---------------------------------------------------------------------
-    def _directions(self) -> list[str]:
-        raw = self.direction
-        items = list(raw) if isinstance(raw, (MutableSequence, ListConfig, tuple)) else [raw]
-        names = []
-        for item in items:
-            name = getattr(item, "name", str(item)).split(".")[-1].lower()
-            if name not in ("minimize", "maximize"):
-                raise ConfigError(f"hydra.sweeper.direction={item} is invalid; it must be minimize or "
-                                  "maximize, or a list of them (one per objective)")
-            names.append(name)
-        return names
-
-    def _objective_keys(self, directions: list[str]) -> Optional[list[str]]:
-        objective = self.objective
-        if objective is None:
-            # The lightning-hydra-template convention, which our train.yaml follows.
-            objective = OmegaConf.select(self.config, "optimized_metric", default=None)
-        if objective is None:
-            return None
-        keys = [str(k) for k in objective] if isinstance(objective, (ListConfig, list, tuple)) else [str(objective)]
-        if len(keys) != len(directions):
-            raise ConfigError(f"hydra.sweeper.objective names {len(keys)} metric(s) {keys} but "
-                              f"hydra.sweeper.direction has {len(directions)}; give one direction per metric")
-        return keys
-
-    def _build_sampler(self, space: SearchSpace) -> Any:
-        sampler = self.sampler
-        if callable(sampler) and getattr(sampler, "func", None) is optuna.samplers.GridSampler:
-            grid = {}
-            for name, dist in space.distributions.items():
-                if isinstance(dist, CategoricalDistribution):
-                    grid[name] = list(dist.choices)
-                elif isinstance(dist, IntDistribution) and not dist.log:
-                    grid[name] = list(range(dist.low, dist.high + 1, dist.step))
-                elif isinstance(dist, FloatDistribution) and dist.step is not None:
-                    n = int(round((dist.high - dist.low) / dist.step))
-                    grid[name] = [dist.low + i * dist.step for i in range(n + 1)]
-                else:
-                    raise ConfigError(f"hydra/sweeper/sampler=grid needs finite params; {name} is a "
-                                      "continuous interval (give it choice(...) or range(...))")
-            return sampler(grid)
-        return sampler
-
-    def _check_jobs_compose(self, space: SearchSpace, grid: Optional[list[dict]]) -> None:
-        """Compose (and validate, with ``validate_with``) the jobs at the search space's edges
-        before any trial runs: a wrong key or an out-of-range bound is one error, not n failures."""
-        probes: list[dict[str, Any]] = []
-        if grid is not None:
-            probes = grid[:16]
-        else:
-            for bound in ("low", "high"):
-                point = {}
-                for name, dist in space.distributions.items():
-                    if isinstance(dist, CategoricalDistribution):
-                        point[name] = dist.choices[0 if bound == "low" else -1]
-                    else:
-                        point[name] = getattr(dist, bound)
-                probes.append(point)
-        loader = self.hydra_context.config_loader
-        for point in probes:
-            cfg = loader.load_sweep_config(self.config, space.overrides(point))
-            if self.validate_with is not None:
-                self.validate_with(cfg)
-
-    def _slots(self) -> int:
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
-        if isinstance(self.launcher, BasicLauncher):
-            if self.n_jobs > 1:
-                log.info("hydra.sweeper.n_jobs=%d: the basic launcher runs one job at a time in this "
-                         "process; use hydra/launcher=joblib to run trials side by side", self.n_jobs)
-            return 1
-        workers = joblib_workers(self.launcher)
-        if workers is not None:
-            # joblib runs a 1-worker Parallel in the calling thread, i.e. inside this process,
-            # where two Hydra jobs at once would share Hydra's global state: never more slots
-            # than joblib has worker processes.
-            if workers < self.n_jobs:
-                log.info("hydra.sweeper.n_jobs=%d but hydra.launcher.n_jobs allows %d worker process(es): "
-                         "running %d trial(s) at a time", self.n_jobs, workers, workers)
-            return min(self.n_jobs, workers)
-        return self.n_jobs
-
-    # --- dead workers ------------------------------------------------------------------------
-    def _fail_dead_trials(self) -> None:
-        """Fail RUNNING trials whose worker is gone: on this host by process id, elsewhere by the
-        storage's heartbeat. They are marked ``interrupted`` and do not count toward n_trials."""
-        storage = self.study._storage
-        host = socket.gethostname()
-        stale_ids: set[int] = set()
-        if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
-            # Optuna's own staleness test (heartbeat older than grace_period); failed below so
-            # that the reason is recorded first (attrs cannot change after FAIL).
-            stale_ids = set(storage._get_stale_trial_ids(self.study._study_id))
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = trial.user_attrs.get(ATTR_WORKER) or {}
-            if trial._trial_id in self._inflight:
-                continue                                  # ours, still running
-            pid = int(worker.get("pid", -1))
-            # Same host and the process is gone, or it is this process's pid but not one of our
-            # trials (a restarted container can hand the dead sweeper's pid to us).
-            dead_here = worker.get("host") == host and (pid == os.getpid() or not process_alive(pid))
-            # Asked, but its worker never recorded itself: it lost the storage between the two calls
-            # (and gave up after reconnect_timeout) or died there. A live worker records itself at
-            # once, and has no heartbeat yet for Optuna's test either.
-            age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
-            orphan = not worker and age > self.reconnect_timeout + ORPHAN_MARGIN_S
-            if not (dead_here or orphan or trial._trial_id in stale_ids):
-                continue
-            why = (f"worker process {worker.get('pid')} on {host} is gone" if dead_here
-                   else "its worker stopped before recording itself" if orphan
-                   else "worker stopped sending heartbeats")
-            if self._mark_interrupted(trial, why):
-                log.warning("Trial %d was left RUNNING (%s); marked FAIL, its budget runs again", trial.number, why)
-
-    def _mark_interrupted(self, trial: optuna.trial.FrozenTrial, why: str) -> bool:
-        storage = self.study._storage
-        try:
-            storage.set_trial_user_attr(trial._trial_id, ATTR_INTERRUPTED, True)
-            storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON, f"interrupted: {why}")
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            return False                                  # finished meanwhile, or another worker got there first
-        self._inflight.discard(trial._trial_id)
-        self._requeue_grid_point(trial.params)
-        return True
-
-    def _requeue_grid_point(self, params: Mapping[str, Any]) -> None:
-        """A grid point whose trial was interrupted is queued again (a grid runs every point)."""
-        if getattr(self, "_grid_mode", False) and params:
-            self.study.enqueue_trial(dict(params))
-
-    # --- the loop ------------------------------------------------------------------------------
-    def _run_slots(self, slots: int, space: SearchSpace, objective_keys: Optional[list[str]], n_trials: int) -> None:
-        if hasattr(self.launcher, "launch_numbered"):   # hydra/launcher=fused: trials launched together
-            self._run_together(space, objective_keys, n_trials)
-            return
-
-        def work() -> None:
-            try:
-                while not self._stop.is_set():
-                    trial = self._start_trial(space, n_trials)
-                    if trial is None:
-                        return
-                    self._run_trial(trial, space, objective_keys, n_trials)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                self._stop.set()
-                if self._abort is None:
-                    self._abort = exc
-
-        if slots == 1:
-            work()
-            return
-        threads = [threading.Thread(target=work, name=f"optuna-slot-{i}", daemon=True) for i in range(slots)]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.5)
-        except KeyboardInterrupt:
-            # Ctrl-C reaches the main thread only: mark the slots' running trials here, before
-            # the process (and with it the daemon slot threads) goes away.
-            self._stop.set()
-            for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if trial._trial_id in self._inflight:
-                    self._mark_interrupted(trial, "KeyboardInterrupt")
-            raise
-
-    def _run_together(self, space: SearchSpace, objective_keys: Optional[list[str]], n_trials: int) -> None:
-        """A launcher that trains several jobs as one (hydra/launcher=fused) gets up to its ``fuse``
-        size (else n_jobs) trials per launch; each result is told as the launcher hands it back
-        (a pruned or diverged member ends before its group does)."""
-        from contextlib import ExitStack
-
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
-        size = max(1, int(getattr(self.launcher, "fuse", None) or self.n_jobs))
-        while not self._stop.is_set():
-            trials = []
-            while len(trials) < size and (trial := self._start_trial(space, n_trials)) is not None:
-                trials.append(trial)
-            if not trials:
-                return
-            told: set[int] = set()
-
-            def on_return(i: int, ret: JobReturn) -> None:
-                with self._returns_lock:
-                    self._returns.append((trials[i].number, ret))
-                output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
-                if output_dir:
-                    trials[i].set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
-                self._record(trials[i], ret, objective_keys)
-                told.add(i)
-
-            try:
-                jobs = []
-                for trial in trials:
-                    overrides = self._trial_overrides(trial, space)
-                    trial.set_user_attr("overrides", overrides)
-                    log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
-                    jobs.append(overrides + self._identity_overrides(trial))
-                with ExitStack() as beats:
-                    for trial in trials:
-                        beats.enter_context(get_heartbeat_thread(trial._trial_id, self.study._storage))
-                    self.launcher.launch_numbered(jobs, [t.number for t in trials], on_return)
-            except BaseException as exc:
-                for i, trial in enumerate(trials):
-                    if i not in told:
-                        self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {one_line(exc)}",
-                                   interrupted=True)
-                raise
-            self._check_failure_budget(n_trials)
-
-    def _start_trial(self, space: SearchSpace, n_trials: int) -> Optional[optuna.Trial]:
-        with self.lock.hold():
-            self._fail_dead_trials()
-            trials = self.study.get_trials(deepcopy=False)
-            if sum(counts_toward_budget(t) for t in trials) >= n_trials or self._stop.is_set():
-                return None
-            trial = self.study.ask(fixed_distributions=space.distributions)
-            self._inflight.add(trial._trial_id)
-            trial.set_user_attr(ATTR_WORKER, {"host": socket.gethostname(), "pid": os.getpid()})
-        if self.spec.lock_path is None and self.spec.persistent:
-            # Server RDB: no shared lock, so check that no other worker took the last slot first.
-            earlier = [t for t in self.study.get_trials(deepcopy=False)
-                       if t.number < trial.number and counts_toward_budget(t)]
-            if len(earlier) >= n_trials:
-                trial.set_user_attr(ATTR_SURPLUS, True)
-                trial.set_user_attr(ATTR_FAIL_REASON, "surplus: other workers took the last trials of the budget")
-                self.study.tell(trial, state=TrialState.FAIL)
-                return None
-        return trial
-
-    def _trial_overrides(self, trial: optuna.Trial, space: SearchSpace) -> list[str]:
-        if self.custom_search_space is not None:
-            self.custom_search_space(self.config, trial)
-        params = dict(trial.params)
-        overrides = space.overrides(params)
-        extra = [k for k in params if k not in space.order]       # from custom_search_space
-        overrides += [f"{k}={format_value(params[k])}" for k in extra]
-        return overrides
-
-    def _identity_overrides(self, trial: optuna.Trial) -> list[str]:
-        if not self.trial_key or not self.spec.persistent:
-            return []
-        key = self.trial_key
-
-        def quoted(text: str) -> str:
-            return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-        # The job builds this node as one more callback (protocol/__init__.py): it reports to the trial.
-        return [f"++{key}._target_={REPORTING_CALLBACK}",
-                f"++{key}.storage={quoted(self.spec.url)}", f"++{key}.study_name={quoted(self.study.study_name)}",
-                f"++{key}.trial_id={trial._trial_id}", f"++{key}.trial_number={trial.number}"]
-
-    def _run_trial(self, trial: optuna.Trial, space: SearchSpace, objective_keys: Optional[list[str]],
-                   n_trials: int) -> None:
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
-        try:
-            overrides = self._trial_overrides(trial, space)
-            trial.set_user_attr("overrides", overrides)
-            # Known before the job starts when job folders are numbered (our configs, Hydra's
-            # default); replaced by the job's real folder when it returns.
-            subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
-            if str(subdir).replace(" ", "") == "${hydra.job.num}":
-                trial.set_user_attr(ATTR_OUTPUT_DIR, str(self.sweep_dir / str(trial.number)))
-            job_overrides = overrides + self._identity_overrides(trial)
-            log.info("Trial %d: %s", trial.number, " ".join(overrides) or "(no params)")
-            # Optuna's heartbeat (RDB storages): lets other workers see this trial is alive.
-            with get_heartbeat_thread(trial._trial_id, self.study._storage):
-                ret = self.launcher.launch([job_overrides], initial_job_idx=trial.number)[0]
-        except BaseException as exc:
-            # The launch itself broke (Ctrl-C, a composition error, a launcher failure).
-            self._tell(trial, TrialState.FAIL, None, reason=f"interrupted: {one_line(exc)}", interrupted=True)
-            raise
-        with self._returns_lock:
-            self._returns.append((trial.number, ret))
-        output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
-        if output_dir:
-            trial.set_user_attr(ATTR_OUTPUT_DIR, str(output_dir))
-        self._record(trial, ret, objective_keys)
-        self._check_failure_budget(n_trials)
-
-    def _record(self, trial: optuna.Trial, ret: JobReturn, objective_keys: Optional[list[str]]) -> None:
-        try:
-            value = ret.return_value               # re-raises the job's exception
-        except optuna.TrialPruned as exc:
-            log.info("Trial %d pruned: %s", trial.number, str(exc) or "by the pruner")
-            self._tell(trial, TrialState.PRUNED, None)
-            return
-        except Exception as exc:  # noqa: BLE001 - any job failure is recorded, the sweep goes on
-            self._tell(trial, TrialState.FAIL, None, reason=one_line(exc))
-            return
-        if objective_keys is None and isinstance(value, Mapping):
-            self._tell(trial, TrialState.FAIL, None, reason="the task returned a dict but no "
-                       "hydra.sweeper.objective names its key(s)")
-            raise ConfigError(f"the task returns a dict of metrics; set hydra.sweeper.objective to the "
-                              f"key(s) to optimise, one of: {', '.join(sorted(map(str, value))[:10])}")
-        if objective_keys is None and not is_numeric(value):
-            # The job ran fine but gave nothing to optimise (Hydra's own test apps return None or
-            # strings): FAIL for Optuna, but not a failed run for max_failure_rate.
-            trial.set_user_attr(ATTR_NO_OBJECTIVE, True)
-            self._tell(trial, TrialState.FAIL, None, reason=f"the task returned {value!r}, not an objective "
-                       "(return a float, or a dict and set hydra.sweeper.objective)")
-            return
-        try:
-            values = objective_values(value, objective_keys, len(self._directions()))
-        except ValueError as exc:
-            self._tell(trial, TrialState.FAIL, None, reason=str(exc))
-            return
-        self._tell(trial, TrialState.COMPLETE, values)
-
-    def _tell(self, trial: optuna.Trial, state: TrialState, values: Optional[list[float]],
-              reason: Optional[str] = None, interrupted: bool = False) -> None:
-        try:
-            if reason:
-                trial.set_user_attr(ATTR_FAIL_REASON, reason)
-                log.warning("Trial %d failed: %s", trial.number, reason)
-            if interrupted:
-                trial.set_user_attr(ATTR_INTERRUPTED, True)
-            self.study.tell(trial, state=state, values=values)
-            self._inflight.discard(trial._trial_id)
-            if interrupted:
-                self._requeue_grid_point(trial.params)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            log.warning("Trial %d was already finished (interrupted, or failed by a worker that took it for dead); its result is dropped",
-                        trial.number)
-
-    def _check_failure_budget(self, n_trials: int) -> None:
-        trials = self.study.get_trials(deepcopy=False)
-        failures = [t for t in trials if is_failure(t)]
-        allowed = self.max_failure_rate * n_trials
-        if len(failures) > allowed and not self._stop.is_set():
-            self._stop.set()
-            last = failures[-1].user_attrs.get(ATTR_FAIL_REASON, "?")
-            self._abort = SweepFailedError(
-                f"{len(failures)} of the study's {n_trials} trials failed, more than "
-                f"hydra.sweeper.max_failure_rate={self.max_failure_rate} allows; last: trial "
-                f"{failures[-1].number}: {last}")
-
-    # --- results -------------------------------------------------------------------------------

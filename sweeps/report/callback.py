@@ -71,7 +71,7 @@ class SweepReport(Callback):
         atexit.unregister(self._at_exit)
         try:
             from sweeps.report.report import describe, make_report
-            from sweeps.report.runs import collect_multirun
+            from sweeps.report.collect import collect_multirun
 
             report = make_report(collect_multirun(self.sweep_dir), metric=self.metric, use_wandb=self.wandb)
             for line in describe(report):

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sweeps.report.plots import fmt_beta, plt, png
+from sweeps.report.drawing import fmt_beta, plt, png
 from sweeps.report.runs import Run
 
 SCORES = {"test/mig": "MIG", "test/dci_disentanglement": "DCI disentanglement",

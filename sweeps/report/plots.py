@@ -3,59 +3,28 @@
 Each function takes the sweep's runs and draws one figure; none of them reads files except the
 runs' own PNGs and history (through ``Run``).
 
-Over 300 lines: the grid figures (heatmap, mosaics) and the rate–distortion plane share the β ×
-latent-size grid and its binning (``make_grid``); study and disentanglement figures have their own modules.
+The grid figures (heatmap, mosaics) and the rate–distortion plane share the β × latent-size grid
+and its binning (``make_grid``); figures.py picks which figures a sweep gets.
 """
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
-import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sweeps.report.drawing import MARKERS, STATE_COLOURS, fmt_beta, plt, png  # drawing sets the Agg backend first
+from sweeps.report.runs import Run
 
-from sweeps.report.runs import METRICS, Run  # noqa: E402
-
-MARKERS = "os^DvPX*h<>"
 LOWER_IS_BETTER = {"nll_iwae", "neg_elbo", "distortion", "loss"}
 # A grid axis with more values than this (e.g. a continuous β from Optuna) is not drawn as a grid.
 MAX_GRID = 12
 BINS = 6
-STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f", "missing": "#7f7f7f"}
-
-
-def png(fig: Figure, dpi: int = 100) -> bytes:
-    widen_to_fit_titles(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def widen_to_fit_titles(fig: Figure, margin: float = 0.3) -> None:
-    """Widen a figure narrower than its widest title (a one-column mosaic or heatmap): matplotlib
-    clips text at the figure's edge, and tight_layout moves axes but never widens the figure."""
-    titles = [t for t in [fig._suptitle, *(ax.title for ax in fig.axes)] if t is not None and t.get_text()]
-    for _ in range(3):   # a title centred over an axes beside a colour bar may need a second widening
-        renderer = fig.canvas.get_renderer()
-        boxes = [t.get_window_extent(renderer) for t in titles]
-        overflow = max([0.0, *(max(-b.x0, b.x1 - fig.bbox.width) for b in boxes)]) / fig.dpi
-        if overflow <= 0:
-            return
-        fig.set_figwidth(fig.get_figwidth() + 2 * overflow + margin)
-        fig.tight_layout()
-
-
-def fmt_beta(beta: float | None) -> str:
-    return "?" if beta is None else f"{beta:.3g}"
 
 
 def point_label(run: Run) -> str:
@@ -332,117 +301,4 @@ def column_has_range(ax) -> bool:
     return bool(values) and min(values) > 0 and max(values) / min(values) > 10
 
 
-def _read_png(path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def mosaic(runs: Sequence[Run], images: Sequence[str], title: str, metric: str = "test/nll_iwae",
-           score: str | None = None) -> bytes:
-    """The runs' final figures laid out by β (rows) and latent size (columns). ``images`` are
-    the names to try in order (a latent size of 1 has traversal rows but no 2-D grid). Where a
-    cell holds several runs, it shows the best by ``metric``. ``score``: a metric written under
-    each picture (e.g. test/mig on data with known factors)."""
-    grid = make_grid(runs)
-    # Cells take the pictures' shape (a traversal grid is square, reconstructions are 4:1).
-    first = next((p for r in runs for name in images if (p := r.image(name)) is not None), None)
-    aspect = 1.0
-    if first is not None:
-        height, width = _read_png(first).shape[:2]
-        aspect = max(height / width, 0.25)
-    fig, axes = plt.subplots(len(grid.rows), len(grid.columns), squeeze=False,
-                             figsize=(2.6 * len(grid.columns) + 0.6, (2.6 * aspect + 0.45) * len(grid.rows) + 0.7))
-    for i, row in enumerate(grid.rows):
-        for j, column in enumerate(grid.columns):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            here = grid.runs(i, j)
-            ordered = [r for r in [best_run(here, metric)] if r is not None] + here
-            shown = next(((r, p) for r in ordered for name in images if (p := r.image(name)) is not None), None)
-            caption = []
-            if shown is not None:
-                run, picture = shown
-                ax.imshow(_read_png(picture), interpolation="nearest")
-                if grid.binned:
-                    caption.append(f"β={fmt_beta(run.beta)}")
-                if run.state != "completed":
-                    caption.append(run.state)
-                elif score is not None and run.metric(score) is not None:
-                    caption.append(f"{score.split('/')[-1].upper()} {run.metric(score):.2f}")
-            else:
-                why = ", ".join(sorted({r.state for r in here})) or "no run"
-                ax.set_facecolor("#f2f2f2")
-                ax.text(0.5, 0.5, f"{why}\n(no image)", ha="center", va="center", transform=ax.transAxes,
-                        color=STATE_COLOURS.get(why, "black"), fontsize=10, fontweight="bold")
-            if i == 0:
-                caption.insert(0, f"latent {column}")
-            if caption:
-                ax.set_title("\n".join(caption), fontsize=10 if i == 0 else 8)
-            if j == 0:
-                ax.set_ylabel(row.replace("=", "\n") if grid.binned else row, fontsize=9 if grid.binned else 11)
-    fig.suptitle(title + (" (binned β: each cell shows its best run)" if grid.binned else ""))
-    fig.tight_layout()
-    return png(fig)
-
-
-def all_figures(runs: Sequence[Run], metric: str = "test/nll_iwae") -> tuple[dict[str, bytes], list[str]]:
-    """Every figure of the report by file stem, and notes on the figures that could not be drawn.
-    A sweep over several datasets gets each figure once per dataset (``<stem>@<dataset>``): nats
-    of different images are not comparable on one plane."""
-    if metric not in METRICS and not metric.startswith(("test/", "val/")):
-        raise ValueError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
-    if not runs:
-        return {}, ["no runs yet: nothing to draw"]
-    datasets = sorted({str(r.params.get("data")) for r in runs})
-    if len(datasets) == 1:
-        return _figures_of(runs, metric)
-    figures, notes = {}, [f"the sweep spans {len(datasets)} datasets ({', '.join(datasets)}): each figure is "
-                          f"drawn once per dataset"]
-    for dataset in datasets:
-        theirs, their_notes = _figures_of([r for r in runs if str(r.params.get("data")) == dataset], metric)
-        figures.update({f"{name}@{dataset}": picture for name, picture in theirs.items()})
-        notes += [f"{dataset}: {note}" for note in their_notes]
-    return figures, notes
-
-
-def _figures_of(runs: Sequence[Run], metric: str) -> tuple[dict[str, bytes], list[str]]:
-    from sweeps.report import disentanglement_plots
-
-    figures: dict[str, bytes] = {"rate_distortion": rate_distortion(runs)}
-    notes = []
-    factors = disentanglement_plots.has_scores(runs)
-    figures["heatmap"] = heatmap(runs, metric)
-    if factors:
-        figures["disentanglement_vs_beta"] = disentanglement_plots.scores_vs_beta(runs)
-        figures["heatmap_mig"] = heatmap(runs, "test/mig")
-        best = disentanglement_plots.best_mutual_info(runs)
-        if best is not None:   # its caption names the run (report.figure_captions): shown, so not a note
-            figures["mutual_info_best"] = best[0]
-    figures["mosaic_traversals"] = mosaic(runs, ["traversal_grid", "traversal_rows"],
-                                          "Latent traversals by β (rows) and latent size (columns)", metric,
-                                          score="test/mig" if factors else None)
-    figures["mosaic_reconstructions"] = mosaic(runs, ["reconstructions"],
-                                               "Reconstructions (top: input, bottom: output) by β and latent size",
-                                               metric)
-    if make_grid(runs).binned:
-        notes.append(f"β or latent size takes more than {MAX_GRID} values: the heatmap and mosaics bin them "
-                     f"(log-spaced) and show each bin's best run")
-    kl = kl_per_dim(runs)
-    if kl is not None:
-        figures["kl_per_dim"] = kl
-    figures["curves"] = curves(runs)
-    return figures, notes
-
-
-def is_blank(png_bytes: bytes, threshold: float = 2.0) -> bool:
-    """True if an image is (nearly) one flat colour; tests use it to catch empty figures."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(png_bytes)) as image:
-        return float(np.asarray(image.convert("L"), dtype=np.float32).std()) < threshold
-
-
-__all__ = ["all_figures", "curves", "heatmap", "is_blank", "mosaic", "pareto_front", "rate_distortion"]
+__all__ = ["curves", "heatmap", "pareto_front", "rate_distortion"]

@@ -18,13 +18,15 @@ from optuna.distributions import BaseDistribution
 from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.report.runs import OPTUNA_STATES, Run, _load_yaml as load_yaml, _select as select, metric_columns
+from sweeps.report.runs import Run, load_yaml, metric_columns, select
 
 # fANOVA fits a random forest on the completed trials: below this many it fits noise.
 MIN_COMPLETED = 5
 # PED-ANOVA compares the best trials' params with all of them; its authors advise at least 5
 # trials in that top set, so it needs some more trials than fANOVA.
 MIN_COMPLETED_PED_ANOVA = 10
+OPTUNA_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+                 "WAITING": "missing"}   # a trial's state as a run's (runs.STATES)
 TOP_K = 5               # single objective: the trials labelled in the figures and ranked in the table
 FANOVA_SEED = 0         # the same study gives the same importances every time
 

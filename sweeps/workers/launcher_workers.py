@@ -1,16 +1,16 @@
 """Start the joblib launcher's worker processes while the sweep's configs are still being checked.
 
-A worker spends ~5 s importing torch, Lightning and W&B before its first job can start, and the
-parent spends ~3 s composing and checking every job's config before it launches any. Hydra's joblib
+A worker spends seconds importing torch, Lightning and W&B before its first job can start, and the
+parent spends seconds composing and checking every job's config before it launches any. Hydra's joblib
 launcher only creates its workers at launch, so the two happen one after the other. Here the same
 workers (joblib reuses one loky executor for the same settings) are created first and prepare in
-the background (sweeps/workers/warm_up.py: imports, W&B's service, the data), so both happen at once and the
+the background (the job's own preparation, named in the sweeper's config: imports, W&B's service, the data), so both happen at once and the
 jobs start on warm workers.
 
 The workers also check the jobs' components (build each job's datamodule, model and Trainer
 arguments, vae.preflight.check_components), as the jobs themselves would: a bad dataset, network or
 Trainer option is still one line before any job runs, and the parent, which only composes, never
-imports torch or Lightning (~4 s on two cores that the workers' own imports would compete with).
+imports torch or Lightning (seconds of CPU that the workers' own imports would compete with).
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# The worker's preparation, as "module:function"; it takes the keyword arguments given to WorkerWarmUp.
-WARM_UP = "sweeps.workers.warm_up:prepare_worker"
-
-
 def call(target: str, kwargs: dict) -> int:
-    module, _, function = target.partition(":")
+    """Run ``target`` (a dotted function name) in a worker; returns the worker's pid."""
+    module, _, function = target.rpartition(".")
     getattr(importlib.import_module(module), function)(**kwargs)
     return os.getpid()
 
@@ -81,7 +78,7 @@ class WorkerWarmUp:
     again by ``wait()``.
     """
 
-    def __init__(self, launcher: Any, jobs: int, target: str = WARM_UP, checks: list | None = None, **kwargs: Any):
+    def __init__(self, launcher: Any, jobs: int, target: str, checks: list | None = None, **kwargs: Any):
         self.settings = joblib_settings(launcher, jobs) if jobs > 1 else None
         self.target, self.kwargs, self.checks = target, kwargs, checks
         self.worker_pids: list[int] = []

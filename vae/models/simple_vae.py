@@ -9,7 +9,8 @@ What a model must do to train, validate, test, log and appear in reports here:
 - optionally ``latent_size``, ``posterior``, ``decode_mean`` and ``reconstruct`` for the
   figures (vae/figures.py), which this model has.
 It sees ordinary batches of ``data.batch_size`` images: the speed devices in vae/speed/ apply
-only to models that opt in (BetaVAE does).
+only to models that opt in (BetaVAE does). Its distortion and rate come from objective.py, the one
+definition of the β-VAE's terms.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Callable
 import lightning as L
 import torch
 from torch import nn
-from torch.distributions import Normal, kl_divergence
-from torch.nn import functional as F
+from torch.distributions import Normal
 
 from vae.data.base import DatasetInfo
+from vae.models import objective
 
 
 class SimpleVAE(L.LightningModule):
@@ -38,12 +39,11 @@ class SimpleVAE(L.LightningModule):
         return Normal(*self.encoder(x))
 
     def terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distortion −log p(x|z) and rate KL(q(z|x) ‖ N(0, I)) per image, in nats."""
+        """Distortion −log p(x|z) and rate KL(q(z|x) ‖ N(0, I)) per image, in nats
+        (vae/models/objective.py: the definitions every model here shares)."""
         q = self.posterior(x)
         logits = self.decoder(q.rsample())
-        distortion = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
-        rate = kl_divergence(q, Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))).sum(1)
-        return distortion, rate
+        return objective.distortion(logits, x, image_dims=3), objective.rate_per_dim(q.loc, q.scale).sum(1)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         distortion, rate = self.terms(batch[0])

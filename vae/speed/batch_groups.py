@@ -1,13 +1,14 @@
 """Batch groups: several training batches per Lightning loop iteration, one optimiser step each.
 
-Why: Lightning's per-iteration bookkeeping costs ~0.8 ms, a quarter of the seed model's ~3 ms
-step (benchmarks/speed.py). Handing a model 16 batches at once pays it once per 16 steps.
+Why: Lightning's per-iteration bookkeeping is a large share of a tiny model's step
+(BENCHMARKS.md). Handing a model 16 batches at once pays it once per 16 steps.
 
 The contract, opt-in: a LightningModule that subclasses ``TakesBatchGroups`` implements
-``train_on_batch(batch, step)`` (one optimiser step on one ordinary batch, manual optimisation)
-and receives groups of ``speed.batches_per_fetch`` batches, concatenated, in ``training_step``.
-A model that does not subclass it is trained as Lightning always trains: one batch per
-``training_step``, automatic optimisation allowed, nothing here applies.
+``training_loss(batch, step)``, returning the batch's loss and the scalars to log, and receives
+groups of ``speed.batches_per_fetch`` batches, concatenated, in ``training_step``; the mixin
+makes one optimiser step per batch of the group (manual optimisation, clipping included) and
+hands the scalars to the loggers. A model that does not subclass it is trained as Lightning
+always trains: one batch per ``training_step``, automatic optimisation, nothing here applies.
 
 The trainer side (``configure``) makes the group size divide ``max_steps`` and every interval
 counted in steps (validation, logging, checkpoints, figures), so those fall on the same steps as
@@ -26,12 +27,35 @@ import torch
 class TakesBatchGroups:
     """Mixin for a LightningModule: opt in to batch groups (see the module docstring)."""
 
-    automatic_optimization = False   # the model steps its optimiser once per batch of the group
+    automatic_optimization = False   # one optimiser step per batch of the group, made here
+    gradient_clip_val: float | None = None   # Lightning refuses its Trainer argument in manual mode
+
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+        """The loss of one ordinary batch at optimiser step ``step``, and the training scalars to
+        log (``train/*`` keys, tensors)."""
+        raise NotImplementedError
 
     def train_on_batch(self, batch: tuple[torch.Tensor, torch.Tensor], step: int, log: bool) -> torch.Tensor:
-        """One optimiser step on one batch; ``step`` is the optimiser step it makes, ``log`` says
-        whether training metrics are due at this step. Returns the loss."""
-        raise NotImplementedError
+        """One optimiser step on one batch, as Lightning's automatic optimisation makes it."""
+        loss, scalars = self.training_loss(batch, step)
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+        optimizer.step()
+        if log:
+            self._log_scalars(step, scalars)
+        return loss
+
+    def _log_scalars(self, step: int, scalars: dict[str, torch.Tensor]) -> None:
+        # The loggers directly, as Lightning's logger connector does (log_metrics, then save): a
+        # step-only self.log builds a result object per key per call, and nothing reads training
+        # values back from trainer.callback_metrics.
+        values = {key: value.item() for key, value in scalars.items()}
+        for logger in self.loggers:
+            logger.log_metrics(values, step=step)
+            logger.save()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch

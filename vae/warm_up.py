@@ -1,10 +1,10 @@
-"""What a sweep's worker process does before its first job arrives (started by
-sweeps/workers/launcher_workers.py while the parent checks the sweep's configs).
+"""What a sweep's worker process does before its first job arrives: this library's side of the
+warm-up that sweeps/workers/launcher_workers.py starts while the parent checks the sweep's configs
+(the sweepers name these functions in conf/hydra/sweeper/*.yaml and import nothing from here).
 
-Otherwise the worker's first job does it all before its first training step, measured on the
-2-core machine: imports ~4.5 s, W&B's first wandb.init ~1.4 s (mostly waiting for its service
-process to start), loading MNIST ~0.5 s. Here W&B's service starts in a thread while the imports
-run, so its start-up costs the first job nothing.
+Otherwise the worker's first job would do it all before its first training step: the imports,
+W&B's first wandb.init (mostly waiting for its service process to start) and loading the data.
+Here W&B's service starts in a thread while the imports run (BENCHMARKS.md has the times).
 """
 
 from __future__ import annotations
