@@ -36,3 +36,14 @@ def test_a_dataset_whose_files_are_fetched_by_prepare_data_is_checked_once_they_
     with pytest.raises(ContractError, match="declares image_shape=.1, 32, 32. but its train images are .1, 16, 16."):
         train(make_cfg(*BARS, "data._target_=newcomer.DownloadedBars", "+data.mistake=image_shape"))
     assert not (tmp_path / "metrics.json").exists()      # stopped before the run's record or loggers
+
+
+def test_a_value_missing_from_a_small_subset_is_not_blamed_on_the_module():
+    from newcomer import Bars
+    from vae.contract_checks import check_dataset
+
+    # 240 rows hold each of 9 declared positions 20+ times if the labels took them all: a mistake
+    with pytest.raises(ContractError, match="labels take only 8 of them"):
+        check_dataset(Bars(mistake="unused_factor_value", batch_size=16))
+    # 16 training rows + 80 held out cannot show all 9 by chance: not checked
+    check_dataset(Bars(mistake="unused_factor_value", batch_size=16, train_subset=16))
