@@ -54,6 +54,7 @@ class TrainConfig:
     latent_size: int = 10
     seed: int = 0
     torch_threads: int = 1
+    jobs_per_gpu: int = 1
     progress_bar: str = "auto"
     ckpt_path: Optional[str] = None
     task_name: str = "train"
@@ -107,6 +108,7 @@ RULES: dict[str, Rule] = {
     "latent_size": Rule("an integer ≥ 1, e.g. latent_size=10", _int_at_least(1)),
     "seed": Rule("an integer ≥ 0", _int_at_least(0)),
     "torch_threads": Rule("an integer ≥ 1", _int_at_least(1)),
+    "jobs_per_gpu": Rule("an integer ≥ 1 (jobs of a multirun sharing one GPU)", _int_at_least(1)),
     "progress_bar": _one_of("auto", "rich", "none"),
     "loss.reduction": _one_of("sum", "mean"),
     "eval.iwae_samples": Rule("an integer ≥ 1", _int_at_least(1)),
