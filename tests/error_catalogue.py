@@ -112,6 +112,40 @@ CASES = [
          "objective val/nope is not a metric a run produces", check="cli"),
     Case("Optuna budget of 0 trials", ["hparams_search=optuna_nll", "hydra.sweeper.n_trials=0"],
          "hydra.sweeper.n_trials=0 is invalid; it must be an integer ≥ 1", check="cli"),
+    # A newcomer's dataset or networks that break the contract they declare (tests/newcomer.py)
+    *(Case(name, ["data._target_=newcomer.Bars", f"+data.mistake={mistake}", "model=simple"], expected, example=example)
+      for name, mistake, expected, example in [
+          ("dataset factor declared with fewer values than its labels take", "factor_size",
+           "declares factor 'thickness' with 2 values but its train labels take 0..2", "`Factor('thickness', 2)`, labels 0..2"),
+          ("dataset factor value its labels never take", "unused_factor_value",
+           "declares factor 'position' with 9 values but its labels take only 8", "`Factor('position', 9)`, labels 0..7"),
+          ("dataset image shape unlike its images", "image_shape",
+           "declares image_shape=(1, 32, 32) but its train images are (1, 16, 16)", "`image_shape=(1, 32, 32)`, 16×16 images"),
+          ("dataset with factors but no images_from_factors", "no_images_from_factors",
+           "does not implement images_from_factors(factors)", "factors declared, method not written"),
+          ("dataset whose images_from_factors differs from its images", "wrong_images_from_factors",
+           "images_from_factors does not reproduce the stored image of factors", "images_from_factors transposes"),
+          ("dataset declaring binary pixels stored as 0..255", "pixels",
+           "take values in [0, 255] as floats; they must lie in [0, 1]", "`pixels='binary'`, uint8 0..255"),
+          ("dataset labels beyond its num_classes", "labels",
+           "declares num_classes=1 but its train labels take values 0..1", "`num_classes=1`, labels 0..1"),
+      ]),
+    *(Case(name, [f"model.{net}._target_=newcomer.{cls}"], expected) for name, net, cls, expected in [
+        ("decoder returning flat logits", "decoder", "FlatDecoder",
+         "model.decoder (newcomer.FlatDecoder) returned (2, 784) for latents (2, 10)"),
+        ("encoder returning one tensor", "encoder", "OneTensorEncoder",
+         "model.encoder (newcomer.OneTensorEncoder) returned one tensor of shape (2, 20)"),
+        ("encoder returning a negative scale", "encoder", "NegativeScaleEncoder", "returned a scale ≤ 0"),
+        ("encoder that fails on the data's image shape", "encoder", "SmallImageEncoder",
+         "model.encoder (newcomer.SmallImageEncoder) fails on images (2, 1, 28, 28) (the dataset's declared shape)"),
+    ]),
+    Case("misspelled encoder class", ["model.encoder._target_=vae.models.networks.MLPEncodr"],
+         "model.encoder._target_=vae.models.networks.MLPEncodr: vae.models.networks has no class or function "
+         "MLPEncodr (did you mean vae.models.networks.MLPEncoder?)"),
+    Case("misspelled dataset module", ["data._target_=vae.data.shapez.ShapesDataModule"],
+         "vae.data has no module or class shapez (did you mean vae.data.shapes?)"),
+    Case("misspelled dataset class", ["data._target_=vae.data.shapes.ShapeDataModule"],
+         "vae.data.shapes has no class or function ShapeDataModule (did you mean vae.data.shapes.ShapesDataModule?)"),
     Case("corrupt (truncated) IDX file", [], "t10k-images-idx3-ubyte is corrupt", setup=_corrupt_idx, check="data",
          example="a truncated file in data/MNIST/raw"),
     Case("package pickle with the wrong hash", [], "has SHA-256", setup=_damaged_pickle, check="pickle",
@@ -164,7 +198,7 @@ def markdown(messages: dict[str, str]) -> str:
     def code(text: str) -> str:  # a code span that may itself contain backticks
         return f"`` {text} ``" if "`" in text else f"`{text}`"
 
-    rows = "\n".join(f"| {c.name} | {code(' '.join(c.overrides)) if c.overrides else c.example} | "
+    rows = "\n".join(f"| {c.name} | {c.example or code(' '.join(c.overrides))} | "
                      f"{code('error: ' + messages[c.name])} |" for c in CASES)
     return f"""# What each mistake prints
 

@@ -44,7 +44,9 @@ def test_factor_scores_get_their_figures_and_columns(tmp_path):
     assert report.figures["mutual_info_best"].read_bytes() == (tmp_path / "2" / "images" / "mutual_info.png").read_bytes()
     html = (tmp_path / "report.html").read_text()
     assert "Disentanglement against β" in html and ">MIG<" in html
-    assert any("best MIG" in note for note in report.notes)
+    # the matrix is shown, so the "Missing or incomplete" box does not list it; its caption names the run
+    assert not any("mutual information" in note for note in report.notes)
+    assert "Shown: run beta=16 (MIG 0.350, the best)." in html
 
 
 def test_runs_without_factors_show_none_of_it(tmp_path):
@@ -82,3 +84,72 @@ def test_a_failed_run_on_factor_data_is_kept_out_of_the_scores(tmp_path):
     (tmp_path / "1" / "metrics.json").write_text(json.dumps(record))
     report = make_report(collect_multirun(tmp_path), use_wandb=False, print_to=False)
     assert report.figures["mutual_info_best"].read_bytes() == (tmp_path / "0" / "images" / "mutual_info.png").read_bytes()
+
+
+def drawn(monkeypatch) -> list:
+    """The figures the report draws, kept as matplotlib figures as well as PNGs."""
+    from matplotlib.figure import Figure
+
+    import sys
+
+    from sweeps.report import drawing, figures  # noqa: F401 - imports every drawing module
+
+    seen, real_png = [], drawing.png
+
+    def keep(fig: Figure, dpi: int = 100) -> bytes:
+        picture = real_png(fig, dpi)
+        seen.append((fig, picture))
+        return picture
+
+    for name, module in list(sys.modules.items()):     # each drawing module imported png by name
+        if name.startswith("sweeps.report.") and getattr(module, "png", None) is real_png:
+            monkeypatch.setattr(module, "png", keep)
+    return seen
+
+
+def test_scores_in_the_mig_heatmap_are_told_apart(tmp_path, monkeypatch):
+    seen = drawn(monkeypatch)
+    write_job(tmp_path, 0, "shapes", 1, 10, 0.145)
+    write_job(tmp_path, 1, "shapes", 4, 10, 0.047)
+    make_report(collect_multirun(tmp_path), use_wandb=False, print_to=False)
+    mig = next(fig for fig, _ in seen if fig.axes[0].get_title().startswith("test/mig"))
+    assert {t.get_text() for t in mig.axes[0].texts} == {"0.145", "0.047"}
+
+
+def test_titles_of_a_one_column_sweep_fit_their_figures(tmp_path, monkeypatch):
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    seen = drawn(monkeypatch)
+    for num, beta in enumerate([1, 4]):            # one latent size: one-column heatmaps and mosaics
+        write_job(tmp_path, num, "shapes", beta, 10, 0.1 * (num + 1))
+        (tmp_path / str(num) / "images" / "traversal_grid.png").write_bytes(
+            (tmp_path / str(num) / "images" / "mutual_info.png").read_bytes())
+    make_report(collect_multirun(tmp_path), use_wandb=False, print_to=False)
+    checked = 0
+    for fig, picture in seen:
+        renderer = FigureCanvasAgg(fig).get_renderer()   # the report closed the figure, dropping its canvas
+        width = Image.open(io.BytesIO(picture)).width
+        for title in [fig._suptitle, *(ax.title for ax in fig.axes)]:
+            if title is not None and title.get_text():
+                box = title.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.x1 <= width, title.get_text()   # not clipped at either edge
+                checked += 1
+    assert checked >= 5
+
+
+def test_the_optuna_trial_table_carries_the_disentanglement_scores(tmp_path):
+    import optuna
+
+    from sweeps.report.study import load_view, trial_table
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    for number, (beta, mig) in enumerate([(1, 0.145), (4, 0.047)]):
+        study.enqueue_trial({"beta": beta})
+        study.optimize(lambda t: t.suggest_float("beta", 0.1, 10) + 60, n_trials=1)
+        write_job(tmp_path / "sweep", number, "shapes", beta, 10, mig)
+    headers, rows, _ = trial_table(load_view(storage, "s"), collect_multirun(tmp_path / "sweep").runs)
+    assert {"MIG", "DCI", "FactorVAE"} <= set(headers)
+    assert [row[headers.index("MIG")] for row in rows] == [0.145, 0.047]

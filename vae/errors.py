@@ -2,7 +2,7 @@
 
 from protocol.errors import ConfigError, UserError
 
-__all__ = ["ConfigError", "DataError", "DivergedError", "UserError"]
+__all__ = ["ConfigError", "ContractError", "DataError", "DivergedError", "UserError"]
 
 
 class DataError(UserError):
@@ -11,3 +11,7 @@ class DataError(UserError):
 
 class DivergedError(UserError):
     """Training produced a non-finite loss; the run stopped itself."""
+
+
+class ContractError(UserError):
+    """A dataset or model module breaks the contract it declares (vae/contract_checks.py)."""

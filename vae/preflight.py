@@ -3,8 +3,10 @@
 Two stages, so that a sweep's parent process stays fast: ``check_values`` needs no torch (the
 schema's rules and the write paths) and runs first for every job; ``check_components`` builds the
 datamodule (its constructor and its own ``check_config``; no data is loaded) and the model from
-their ``_target_`` nodes, exactly as ``train()`` does, which catches bad dataset and network
-options in milliseconds once the imports are done.
+their ``_target_`` nodes, exactly as ``train()`` does, and runs the model's networks on one batch
+of the declared image shape, which catches bad dataset and network options in milliseconds once
+the imports are done. ``preflight`` (one run) also compares the dataset's declared contract with
+a sample of what it loads, when its files are there (vae/contract_checks.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
+        from vae.targets import target_problem
+
+        problem = target_problem(node, key)   # a _target_ naming nothing: which key, what is missing
+        if problem:
+            raise ConfigError(f"{problem}; fix the class path in the config") from None
         reason = str(cause or exc).strip().splitlines()[-1]
         raise ConfigError(f"{_node_named_in(reason, node, key)} cannot be built from its config: {reason}") from None
 
@@ -60,8 +67,12 @@ def build_model(cfg: DictConfig, datamodule):
 
 
 def preflight(cfg: DictConfig) -> None:
+    from vae.contract_checks import check_dataset
+
     check_values(cfg)
-    check_components(cfg)
+    datamodule = check_components(cfg)
+    if datamodule.files_ready():   # else train() checks it once prepare_data has fetched the files
+        check_dataset(datamodule)
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -86,9 +97,16 @@ def check_single_source(cfg: DictConfig) -> None:
                               f"which the run records; set {key}=... (the model reads it from there)")
 
 
-def check_components(cfg: DictConfig) -> None:
-    build_model(cfg, build_datamodule(cfg))
+def check_components(cfg: DictConfig):
+    """Build the datamodule and the model (no data loaded), run the model's networks on one batch
+    of the declared image shape, check the Trainer's arguments. Returns the datamodule."""
+    from vae.contract_checks import check_info, check_model   # torch: not imported by check_values
+
+    datamodule = build_datamodule(cfg)
+    check_info(datamodule)
+    check_model(build_model(cfg, datamodule), datamodule.info)
     check_trainer_args(cfg)
+    return datamodule
 
 
 # Config keys that name a place a run writes to.

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from protocol.placement import placed_devices, wants_one_gpu
 from protocol.worker_slot import worker_slot
 from vae.callbacks import StepProgressBar
+from vae.contract_checks import check_dataset
 from vae.cli import is_multirun
 from vae.loggers import build_loggers, finish_loggers
 from vae.preflight import build_datamodule, build_model, preflight
@@ -97,6 +98,7 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    check_dataset(datamodule)   # preflight checked it already unless its files were just fetched (ms)
     model = build_model(cfg, datamodule)
     run_name, group = run_identity()
     # A sweeper's trial (e.g. hydra/sweeper=optuna with trial_key=optuna): its reporting callback,

@@ -16,7 +16,7 @@ FIGURES = {  # file stem -> (heading, caption)
                          "Mutual information between each latent dim and each factor, divided by the factor's "
                          "entropy: one bright cell per column and row is a disentangled code."),
     "mosaic_traversals": ("Latent traversals", "Each run's decoded traversal of latent dims 0 and 1 over "
-                          "[−3, 3] (or one row per dim): where the digits stop changing along an axis, that latent dim collapsed."),
+                          "[−3, 3] (or one row per dim): where the images stop changing along an axis, that latent dim collapsed."),
     "mosaic_reconstructions": ("Reconstructions", "Test inputs (top row of each cell) and their reconstructions."),
     "kl_per_dim": ("KL per latent dimension", "Each completed run's test KL per latent dim, largest first: "
                    "dims near 0 carry no information (collapsed to the prior); the rest are its active units."),

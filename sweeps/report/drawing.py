@@ -18,10 +18,25 @@ STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f",
 
 
 def png(fig: Figure, dpi: int = 100) -> bytes:
+    widen_to_fit_titles(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def widen_to_fit_titles(fig: Figure, margin: float = 0.3) -> None:
+    """Widen a figure narrower than its widest title (a one-column mosaic or heatmap): matplotlib
+    clips text at the figure's edge, and tight_layout moves axes but never widens the figure."""
+    titles = [t for t in [fig._suptitle, *(ax.title for ax in fig.axes)] if t is not None and t.get_text()]
+    for _ in range(3):   # a title centred over an axes beside a colour bar may need a second widening
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in titles]
+        overflow = max([0.0, *(max(-b.x0, b.x1 - fig.bbox.width) for b in boxes)]) / fig.dpi
+        if overflow <= 0:
+            return
+        fig.set_figwidth(fig.get_figwidth() + 2 * overflow + margin)
+        fig.tight_layout()
 
 
 def fmt_beta(beta: float | None) -> str:

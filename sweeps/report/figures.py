@@ -44,10 +44,8 @@ def _figures_of(runs: Sequence[Run], metric: str) -> tuple[dict[str, bytes], lis
         figures["disentanglement_vs_beta"] = (replicate_plots if spread else disentanglement_plots).scores_vs_beta(runs)
         figures["heatmap_mig"] = replicate_plots.heatmap(runs, "test/mig") if spread else heatmap(runs, "test/mig")
         best = disentanglement_plots.best_mutual_info(runs)
-        if best is not None:
+        if best is not None:   # shown, so not a note: its caption names the run (report.run_captions)
             figures["mutual_info_best"] = best[0]
-            notes.append(f"mutual information matrix: run {best[1].label or best[1].name} (best MIG, "
-                         f"{best[1].metric('test/mig'):.3f})")
     figures["mosaic_traversals"] = mosaic(runs, ["traversal_grid", "traversal_rows"],
                                           "Latent traversals by β (rows) and latent size (columns)", metric,
                                           score="test/mig" if factors else None)

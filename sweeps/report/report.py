@@ -64,7 +64,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
     else:
         figures, figure_notes = figures_module.all_figures(sweep.runs, metric)
     figures = {**study_figures, **figures}
-    captions = {**STUDY_FIGURES, **FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1])}
+    captions = {**STUDY_FIGURES, **FIGURES, "heatmap": (f"{metric} by β × latent size", FIGURES["heatmap"][1]),
+                **run_captions(sweep, figures)}
     paths = {}
     for name, png in figures.items():
         paths[name] = out / f"{name}.png"
@@ -93,7 +94,8 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         if has_replicates(sweep.runs):
             heading, table_html = replicate_page.tables(sweep, metric, table_html)
             atomic_write_text(out / "configurations.csv", configurations_csv(sweep))
-        shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions[stem][1], figures[name])
+        shown = [(f"{captions[stem][0]}{' — ' + dataset if dataset else ''}", captions.get(name, captions[stem])[1],
+                  figures[name])
                  for stem, dataset, name in ordered_figures(figures, FIGURES)]
         page = html.page(f"Sweep report: {sweep.name}", meta, notes, table_html, shown, table_heading=heading)
     else:
@@ -115,6 +117,22 @@ def make_report(sweep: Sweep, metric: str = "test/nll_iwae", use_wandb: bool = T
         print_table(sweep, file=print_to)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def run_captions(sweep: Sweep, figures: dict[str, bytes]) -> dict[str, tuple[str, str]]:
+    """Captions naming the run a figure shows (the best-MIG run's matrix), per figure name."""
+    from sweeps.report.disentanglement_plots import best_mutual_info
+
+    out = {}
+    for name in figures:
+        stem, _, dataset = name.partition("@")
+        if stem == "mutual_info_best":
+            runs = [r for r in sweep.runs if not dataset or str(r.params.get("data")) == dataset]
+            best = best_mutual_info(runs)[1]
+            heading, caption = FIGURES[stem]
+            out[name] = (heading, f"{caption} Shown: run {best.label or best.name} "
+                                  f"(MIG {best.metric('test/mig'):.3f}, the best).")
+    return out
 
 
 def ordered_figures(figures: dict[str, bytes], order) -> list[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from sweeps.optuna.storage import load_storage_from_url
-from sweeps.report.runs import METRICS, Run, load_yaml, select
+from sweeps.report.runs import Run, load_yaml, metric_columns, select
 
 # fANOVA fits a random forest on the completed trials: below this many it fits noise.
 MIN_COMPLETED = 5
@@ -201,11 +201,13 @@ def trial_table(view: StudyView, runs: list[Run]) -> tuple[list[str], list[list[
     params Optuna sampled, the objective values, its rank (or Pareto membership), where a pruned
     trial stopped, the run's own test metrics if it wrote any, and why it failed."""
     by_trial = {t.number: run_for(t, runs) for t in view.trials}
-    metrics = [m for m in METRICS if m not in ("steps", "wall_time_s")
+    # The grid table's columns, the disentanglement scores included when the runs have them.
+    columns = metric_columns([r for r in by_trial.values() if r is not None])
+    metrics = [m for m in columns if m not in ("steps", "wall_time_s")
                and any(r is not None and r.metric(m) is not None for r in by_trial.values())]
     best = [t.number for t in view.best()]
     headers = ["trial", "state", *view.params, *view.objectives, "Pareto" if view.multi else "rank",
-               "stopped at step", "last reported", *(METRICS[m] for m in metrics), "time (s)", "note"]
+               "stopped at step", "last reported", *(columns[m] for m in metrics), "time (s)", "note"]
     ranked = sorted(view.completed, key=lambda t: t.values[0], reverse=view.directions[0] == "maximize")
     rank = {t.number: k + 1 for k, t in enumerate(ranked)}
     rows, states = [], []

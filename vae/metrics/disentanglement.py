@@ -289,8 +289,10 @@ def beta_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.G
     """BetaVAE score (Higgins et al. 2017): eval accuracy of a linear classifier (sklearn's logistic
     regression, as the reference's ``beta_vae_sklearn``) telling which factor a batch of pairs shares."""
     x_train, y_train = _beta_vae_points(data, represent, rng, batch_size, num_train)
-    # The reference's defaults (C=1, lbfgs). A higher max_iter changes nothing where 100 iterations converge
-    # (all the tests' codes: 13-71); elsewhere it fits the same model to the end instead of stopping early.
+    # The reference builds LogisticRegression() with scikit-learn's defaults, which changed in 0.22: since then
+    # C=1, lbfgs, multinomial (what this uses); before it C=1, liblinear, one-vs-rest, which is what the 2019
+    # disentanglement_lib runs used, so their scores may differ slightly. A higher max_iter changes nothing where
+    # 100 iterations converge (all the tests' codes: 13-71); elsewhere it fits the same model to the end.
     model = LogisticRegression(max_iter=2000, random_state=0).fit(x_train, y_train)
     x_eval, y_eval = _beta_vae_points(data, represent, rng, batch_size, num_eval)
     return float(model.score(x_eval, y_eval))

@@ -2,8 +2,8 @@
 
 An encoder maps images (B, C, H, W) to the parameters of a diagonal Gaussian posterior;
 a decoder maps latents (B, L) to Bernoulli logits shaped like the images.
-To add a network: write a class here with the same call signature, then a yaml in conf/model/
-whose ``_target_`` names it (see README, "Adding a config option").
+To add a network: write a class with the same call signature in a module of your own, then a yaml
+in conf/model/ whose ``_target_`` names it (README, "Add a model: one module and one YAML").
 """
 
 from __future__ import annotations
