@@ -3,8 +3,9 @@
 Definitions, sample sizes and hyperparameters follow disentanglement_lib (Locatello et al. 2019,
 ``evaluation/metrics/{mig,dci,factor_vae,beta_vae,utils}.py`` and its ``unsupervised_study_v1`` metric
 configs); the code is our own. Codes are (n, L) arrays of posterior means, factors (n, F) arrays of
-integer classes. One file over ~300 lines: the four metrics share their sampling and are read side by
-side with the reference.
+integer classes. The metrics on fixed codes (MIG, DCI) are here, with ``evaluate``, the one entry
+point; those that sample the dataset by fixed factors (FactorVAE, BetaVAE) are in sampled_scores.py,
+and the dataset interface and sample sizes in ground_truth.py.
 
 Where this departs from the reference, and why:
 - Smaller default sizes (``MetricSizes``; ``MetricSizes.reference()`` restores the reference's), and DCI's
@@ -20,77 +21,23 @@ Where this departs from the reference, and why:
 - FactorVAE/BetaVAE encode the batches of many votes in one ``represent`` call (same numbers in law,
   ~30x fewer calls); every estimator has a fixed seed, so the same seed gives the same numbers.
 
-Cost, measured on this project's 2-core CPU with one thread (the machine was shared with other jobs, so
-CPU time is given; wall time was 2-3x more), 5 factors of sizes (3, 6, 8, 8, 8), 10 latents:
-- default sizes: 81,800 images encoded; ``evaluate()`` took 3.3 s CPU with a stand-in encoder (64x64
-  images looked up from a table + an MLP 4096-100-100-20, 12 + 12 us an image), 1.1 s on codes alone
-  (no encoder), nearly all of that DCI: its default ensemble alone took 1.1 s.
-- reference sizes: 2.9 million images to encode (~70 s more with that encoder, extrapolated); 45 s CPU
-  on codes alone, nearly all of it DCI's 100-stage boosting on 10,000 codes (45.8 s alone).
+Cost at the default and the reference sizes: BENCHMARKS.md, "Disentanglement metrics".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 
-if TYPE_CHECKING:
-    import torch
+from vae.metrics.ground_truth import DEFAULT, GroundTruthData, MetricSizes, Represent
+from vae.metrics.sampled_scores import beta_vae_score, encode_factors, factor_vae_score, sample_factors
 
-
-class GroundTruthData(Protocol):
-    """What the metrics need from a dataset with known generative factors (attributes or properties)."""
-
-    @property
-    def factor_names(self) -> tuple[str, ...]: ...
-
-    @property
-    def factor_sizes(self) -> tuple[int, ...]:
-        """How many classes each factor takes (1: a factor that never varies)."""
-        ...
-
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, F) integer classes, factor j in [0, factor_sizes[j]), drawn as the dataset draws them."""
-        ...
-
-    def images_from_factors(self, factors: np.ndarray) -> np.ndarray | torch.Tensor:
-        """The images (one per row of ``factors``) that those factor classes generate."""
-        ...
-
-
-# images (whatever images_from_factors returns) -> posterior means, an array (n, L)
-Represent = Callable[[Any], np.ndarray]
-
-
-@dataclass(frozen=True)
-class MetricSizes:
-    """How many samples each metric draws. The defaults take a few seconds on a CPU (module docstring);
-    ``MetricSizes.reference()`` is disentanglement_lib's unsupervised study, for paper-grade numbers."""
-
-    num_train: int = 2_000            # MIG and DCI training codes (reference 10,000)
-    num_test: int = 1_000             # DCI test codes (reference 5,000)
-    dci_ensemble: str = "fast"        # "reference": 100-stage boosting
-    batch_size: int = 64              # FactorVAE / BetaVAE images per vote (as the reference)
-    factor_vae_train: int = 200       # votes (reference 10,000)
-    factor_vae_eval: int = 200        # votes (reference 5,000)
-    factor_vae_variance: int = 2_000  # images for the global variances (reference 10,000)
-    beta_vae_train: int = 200         # points (reference 10,000)
-    beta_vae_eval: int = 200          # points (reference 5,000)
-    num_bins: int = 20                # MIG's histogram bins (as the reference)
-
-    @classmethod
-    def reference(cls) -> MetricSizes:
-        return cls(num_train=10_000, num_test=5_000, dci_ensemble="reference", factor_vae_train=10_000,
-                   factor_vae_eval=5_000, factor_vae_variance=10_000, beta_vae_train=10_000, beta_vae_eval=5_000)
-
-
-DEFAULT = MetricSizes()
+__all__ = ["DEFAULT", "DisentanglementResult", "GroundTruthData", "MetricSizes", "Represent", "beta_vae_score",
+           "dci", "disentanglement_completeness", "evaluate", "factor_vae_score", "histogram_discretize", "mig",
+           "mutual_info_matrix"]
 
 
 # ---------------------------------------------------------------- metrics on fixed codes
@@ -191,113 +138,6 @@ def dci(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarr
             "informativeness": float(np.mean(test_acc)), "informativeness_train": float(np.mean(train_acc))}
 
 
-# ---------------------------------------------------------------- metrics that sample the dataset
-
-IMAGES_PER_CALL = 2048  # images per represent() call: groups of votes share a call instead of one call each
-
-
-def encode_factors(data: GroundTruthData, represent: Represent, factors: np.ndarray) -> np.ndarray:
-    """Codes (n, L) of the images that ``factors`` (n, F) generate, ``IMAGES_PER_CALL`` at a time."""
-    parts = []
-    for start in range(0, len(factors), IMAGES_PER_CALL):
-        rows = factors[start:start + IMAGES_PER_CALL]
-        codes = np.asarray(represent(data.images_from_factors(rows)), dtype=np.float64)
-        if codes.ndim != 2 or len(codes) != len(rows):
-            raise ValueError(f"represent() must return an array (n, L); got shape {codes.shape} for n={len(rows)}")
-        parts.append(codes)
-    return np.concatenate(parts)
-
-
-def _sample(data: GroundTruthData, n: int, rng: np.random.Generator) -> np.ndarray:
-    factors = np.array(data.sample_factors(n, rng), dtype=np.int64)  # a copy: rows get overwritten
-    if factors.shape != (n, len(data.factor_sizes)):
-        raise ValueError(f"sample_factors({n}) must return shape {(n, len(data.factor_sizes))}; got {factors.shape}")
-    return factors
-
-
-def _draw_fixed_factor(data: GroundTruthData, rng: np.random.Generator, groups: int) -> np.ndarray:
-    """Which factor each group keeps fixed: any factor that varies (the reference draws any factor;
-    fixing a constant one, such as dSprites' colour, would only add noise votes)."""
-    varying = np.flatnonzero(np.asarray(data.factor_sizes) > 1)
-    return varying[rng.integers(len(varying), size=groups)]
-
-
-def _grouped_codes(data: GroundTruthData, represent: Represent, factors: np.ndarray) -> np.ndarray:
-    codes = encode_factors(data, represent, factors.reshape(-1, factors.shape[-1]))
-    return codes.reshape(*factors.shape[:-1], codes.shape[-1])
-
-
-def _chunks(total: int, images_per_group: int):
-    """Split ``total`` groups (votes, points) into runs of about IMAGES_PER_CALL images."""
-    step = max(1, IMAGES_PER_CALL // images_per_group)
-    for start in range(0, total, step):
-        yield min(step, total - start)
-
-
-def _factor_vae_votes(data, represent, rng, batch_size, num_points, global_variances, active) -> np.ndarray:
-    """(F, L) counts: how often code dim l had the least normalised variance when factor k was fixed."""
-    votes = np.zeros((len(data.factor_sizes), len(global_variances)), dtype=np.int64)
-    active_dims = np.flatnonzero(active)
-    for groups in _chunks(num_points, batch_size):
-        k = _draw_fixed_factor(data, rng, groups)
-        f = _sample(data, groups * batch_size, rng).reshape(groups, batch_size, -1)
-        f[np.arange(groups), :, k] = f[np.arange(groups), 0, k][:, None]  # factor k as in the batch's first row
-        local = np.var(_grouped_codes(data, represent, f), axis=1, ddof=1)
-        dim = active_dims[np.argmin(local[:, active] / global_variances[active], axis=1)]
-        np.add.at(votes, (k, dim), 1)
-    return votes
-
-
-def factor_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator,
-                     batch_size: int = DEFAULT.batch_size, num_train: int = DEFAULT.factor_vae_train,
-                     num_eval: int = DEFAULT.factor_vae_eval, num_variance_estimate: int = DEFAULT.factor_vae_variance,
-                     prune_threshold: float = 0.05) -> float:
-    """FactorVAE score (Kim & Mnih 2018): eval accuracy of a majority-vote classifier from the code dim of
-    least normalised variance (in a batch with one factor fixed) to that factor.
-
-    Variances are normalised by each dim's variance over ``num_variance_estimate`` random images; dims
-    whose standard deviation is below ``prune_threshold`` (collapsed to a constant) take no votes, as in
-    the reference (its study config: 0.05). 0 when every dim is collapsed.
-    """
-    global_variances = np.var(encode_factors(data, represent, _sample(data, num_variance_estimate, rng)),
-                              axis=0, ddof=1)
-    active = np.sqrt(global_variances) >= prune_threshold
-    if not active.any():
-        return 0.0
-    train = _factor_vae_votes(data, represent, rng, batch_size, num_train, global_variances, active)
-    classifier = np.argmax(train, axis=0)  # the factor each dim votes for most often
-    evals = _factor_vae_votes(data, represent, rng, batch_size, num_eval, global_variances, active)
-    return float(evals[classifier, np.arange(evals.shape[1])].sum() / evals.sum())
-
-
-def _beta_vae_points(data, represent, rng, batch_size, num_points) -> tuple[np.ndarray, np.ndarray]:
-    """Features mean |z1 − z2| over a batch of pairs that share factor k, labelled k."""
-    features, labels = [], []
-    for groups in _chunks(num_points, 2 * batch_size):
-        k = _draw_fixed_factor(data, rng, groups)
-        f = _sample(data, 2 * groups * batch_size, rng).reshape(2, groups, batch_size, -1)
-        f[1, np.arange(groups), :, k] = f[0, np.arange(groups), :, k]  # pair i shares factor k
-        z = _grouped_codes(data, represent, f)
-        features.append(np.mean(np.abs(z[0] - z[1]), axis=1))
-        labels.append(k)
-    return np.concatenate(features), np.concatenate(labels)
-
-
-def beta_vae_score(data: GroundTruthData, represent: Represent, rng: np.random.Generator,
-                   batch_size: int = DEFAULT.batch_size, num_train: int = DEFAULT.beta_vae_train,
-                   num_eval: int = DEFAULT.beta_vae_eval) -> float:
-    """BetaVAE score (Higgins et al. 2017): eval accuracy of a linear classifier (sklearn's logistic
-    regression, as the reference's ``beta_vae_sklearn``) telling which factor a batch of pairs shares."""
-    x_train, y_train = _beta_vae_points(data, represent, rng, batch_size, num_train)
-    # The reference builds LogisticRegression() with scikit-learn's defaults, which changed in 0.22: since then
-    # C=1, lbfgs, multinomial (what this uses); before it C=1, liblinear, one-vs-rest, which is what the 2019
-    # disentanglement_lib runs used, so their scores may differ slightly. A higher max_iter changes nothing where
-    # 100 iterations converge (all the tests' codes: 13-71); elsewhere it fits the same model to the end.
-    model = LogisticRegression(max_iter=2000, random_state=0).fit(x_train, y_train)
-    x_eval, y_eval = _beta_vae_points(data, represent, rng, batch_size, num_eval)
-    return float(model.score(x_eval, y_eval))
-
-
 # ---------------------------------------------------------------- one entry point
 
 @dataclass(frozen=True)
@@ -324,8 +164,8 @@ def evaluate(data: GroundTruthData, represent: Represent, seed: int = 0,
     if not any(size > 1 for size in data.factor_sizes):
         raise ValueError(f"no factor varies (factor_sizes={tuple(data.factor_sizes)}): nothing to measure")
     mig_rng, fvae_rng, bvae_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    train_factors = _sample(data, sizes.num_train, mig_rng)
-    test_factors = _sample(data, sizes.num_test, mig_rng)
+    train_factors = sample_factors(data, sizes.num_train, mig_rng)
+    test_factors = sample_factors(data, sizes.num_test, mig_rng)
     train_codes = encode_factors(data, represent, train_factors)
     test_codes = encode_factors(data, represent, test_factors)
     mutual_info = mutual_info_matrix(train_codes, train_factors, sizes.num_bins)
