@@ -102,7 +102,7 @@ def test_splits_are_slices_of_one_loaded_array_with_their_factors(small):
     again, other = datamodule(data_dir, md5).load_splits(), datamodule(data_dir, md5, split_seed=1).load_splits()
     assert torch.equal(again["val"].factors, splits["val"].factors)
     assert not torch.equal(other["val"].factors, splits["val"].factors)
-    subset = datamodule(data_dir, md5, train_subset=40).load_splits()["train"]
+    subset = datamodule(data_dir, md5, train_subset=40).split("train")
     assert len(subset) == 40 and len(subset.labels.unique()) == 3         # not the first 40 of the grid
 
 

@@ -104,3 +104,15 @@ def test_the_template_model_uses_the_same_objective(calls):
     model = SimpleVAE(MLPEncoder, MLPDecoder, data=INFO, latent_size=3)
     model.terms(images(8))
     assert {"rate_per_dim", "distortion"} <= set(calls)
+
+
+def test_the_solo_loss_is_the_mean_of_distortion_plus_beta_rate():
+    torch.manual_seed(0)
+    model = BetaVAE(MLPEncoder, MLPDecoder, data=INFO, latent_size=4, beta=0.5)
+    x = images(16)
+    torch.manual_seed(1)
+    loss, logged = model.training_loss((x, None), step=0)
+    torch.manual_seed(1)
+    t = model.terms(x)                       # the same noise: the same per-image terms
+    torch.testing.assert_close(loss, (t["distortion"] + 0.5 * t["rate"]).mean())
+    torch.testing.assert_close(logged["train/rate"], t["rate"].mean())

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 
 from vae.data.mnist import MNISTDataModule
-from vae.data.base import TensorBatches
+from vae.data.batches import TensorBatches
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from sweeps.fused.member_batches import MemberBatches, member_generator

@@ -77,7 +77,7 @@ def test_the_seed_convention_runs_end_to_end(make_cfg, tmp_path):
 
 
 def test_grouped_batches_give_the_same_stream_of_batches_as_single_ones():
-    from vae.data.base import TensorBatches
+    from vae.data.batches import TensorBatches
 
     images, labels = torch.rand(100, 1, 2, 2), torch.arange(100)
     single = TensorBatches(images, labels, batch_size=8, shuffle=True, seed=3, drop_last=True)

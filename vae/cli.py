@@ -14,21 +14,21 @@ import re
 import sys
 from typing import Callable
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from vae.config import TrainConfig, expects
-from vae.errors import UserError
+from vae.errors import ConfigError, UserError
+from vae.preflight import check_values, preflight
 
 EXIT_USER_ERROR = 2
 
 
 def is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     # mode is None when a config was composed with hydra.compose (tests), not by the CLI
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -50,9 +50,6 @@ class ValidateConfig(Callback):
     values before its sweeper starts."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        from vae.errors import ConfigError
-        from vae.preflight import preflight
-
         try:
             if (config.get("seeds") or 1) > 1:
                 raise ConfigError(f"seeds={config.seeds} runs each configuration with that many seeds in a multirun; "
@@ -65,8 +62,6 @@ class ValidateConfig(Callback):
         # The values every job shares, the objective's name among them: a sweeper that checks no
         # job itself (hydra/sweeper=optuna without a preset) would only find a misnamed objective
         # after every trial had run. Swept keys keep their defaults here; sweepers check those.
-        from vae.preflight import check_values
-
         try:
             check_values(config)
         except UserError as exc:

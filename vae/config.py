@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     seeds: int = 1                   # replicates per configuration in a multirun (the grid sweeper)
     torch_threads: int = 1
+    jobs_per_gpu: int = 1
     progress_bar: str = "auto"
     ckpt_path: Optional[str] = None
     task_name: str = "train"
@@ -109,6 +110,7 @@ RULES: dict[str, Rule] = {
     "seed": Rule("an integer ≥ 0", _int_at_least(0)),
     "seeds": Rule("an integer ≥ 1 (replicates per configuration in a multirun), e.g. -m seeds=3", _int_at_least(1)),
     "torch_threads": Rule("an integer ≥ 1", _int_at_least(1)),
+    "jobs_per_gpu": Rule("an integer ≥ 1 (jobs of a multirun sharing one GPU)", _int_at_least(1)),
     "progress_bar": _one_of("auto", "rich", "none"),
     "loss.reduction": _one_of("sum", "mean"),
     "eval.iwae_samples": Rule("an integer ≥ 1", _int_at_least(1)),

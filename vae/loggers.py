@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import netrc
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from protocol.atomic import atomic_write_text
 from protocol import REPLICATE_OF
 from vae.replicates import replicate_of
 from vae.secrets import redact
@@ -106,12 +110,6 @@ def build_loggers(cfg: DictConfig, output_dir: Path, run_name: str, group: str |
 def continue_csv_history(csv_logger, resume_step: int) -> None:
     """Keep the rows logged before the checkpoint (later ones will be logged again) and make
     Lightning's CSV writer append to them: creating the writer deletes an existing file."""
-    import csv
-    import io
-    import warnings
-
-    from protocol.atomic import atomic_write_text
-
     path = Path(csv_logger.log_dir) / "metrics.csv"
     if not path.exists():
         return
@@ -140,9 +138,8 @@ def previous_wandb_run_id(output_dir: Path) -> str | None:
 
 def build_wandb_logger(cfg: DictConfig, output_dir: Path, run_name: str, group: str | None, quiet: bool,
                        run_id: str | None = None, concurrent: bool = False):
-    from lightning.pytorch.loggers import WandbLogger
-
     import wandb
+    from lightning.pytorch.loggers import WandbLogger
 
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     config[REPLICATE_OF] = replicate_of(cfg)    # W&B "group by" replicate_of: a configuration's seeds together

@@ -16,7 +16,8 @@ from protocol import TRIAL_KEY
 
 # Not the configuration: the seed(s), where the run writes, the sweeper's trial identity, and
 # settings that change how a run is shown or resumed, not what it trains.
-NOT_CONFIGURATION = ("seed", "seeds", "paths", "hydra", TRIAL_KEY, "ckpt_path", "progress_bar", "torch_threads")
+NOT_CONFIGURATION = ("seed", "seeds", "paths", "hydra", TRIAL_KEY, "ckpt_path", "progress_bar", "torch_threads",
+                     "jobs_per_gpu")
 
 
 def replicate_of(cfg: DictConfig) -> str:

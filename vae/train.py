@@ -16,9 +16,12 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from protocol.placement import placed_devices, wants_one_gpu
+from protocol.worker_slot import worker_slot
 from vae.callbacks import StepProgressBar
 from vae.cli import is_multirun
 from vae.loggers import build_loggers, finish_loggers
@@ -36,6 +39,19 @@ def interactive(cfg: DictConfig) -> bool:
     if cfg.progress_bar != "auto":
         return cfg.progress_bar == "rich"
     return sys.stderr.isatty() and not is_multirun() and not os.environ.get("CI")
+
+
+def place_on_gpu(cfg: DictConfig, trainer_kwargs: dict) -> None:
+    """A multirun's one-GPU job trains on its worker's own GPU of this machine's (protocol/placement.py):
+    joblib's workers would otherwise all take GPU 0. Nothing changes on a machine without several GPUs."""
+    if not is_multirun() or not wants_one_gpu(trainer_kwargs):
+        return
+    gpus = torch.cuda.device_count()
+    if gpus <= 1:
+        return
+    worker = worker_slot(Path(HydraConfig.get().sweep.dir) / ".workers")
+    trainer_kwargs["devices"] = placed_devices(trainer_kwargs, worker, gpus, int(cfg.jobs_per_gpu))
+    log.info("worker %d trains on GPU %d of %d", worker, trainer_kwargs["devices"][0], gpus)
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, model: L.LightningModule,
@@ -59,6 +75,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, loggers: list, model: L.Lig
         trainer_kwargs["val_check_interval"] = min(interval, cfg.trainer.max_steps)
     # Opt-in speed device: only a model that takes batch groups gets them (vae/speed/batch_groups.py).
     batch_groups.configure(model, datamodule, trainer_kwargs, callbacks, cfg.speed.batches_per_fetch)
+    place_on_gpu(cfg, trainer_kwargs)
     # Checkpoint only where the config asks: with callbacks=none Lightning would add its own.
     checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     return L.Trainer(**trainer_kwargs, logger=loggers or False, callbacks=callbacks,

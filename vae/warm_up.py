@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
 log = logging.getLogger(__name__)
 
 
 def worker_preparation(cfg) -> dict:
     """prepare_worker's arguments for a sweep's workers, from the first job's (composed) config."""
-    from omegaconf import OmegaConf
-
     logger = cfg.get("logger") or {}
     return {"data": OmegaConf.to_container(cfg.data, resolve=True),
             "wandb_mode": logger.get("mode") if logger.get("kind") == "wandb" else None}
@@ -27,8 +28,6 @@ def worker_preparation(cfg) -> dict:
 def components(cfg):
     """The parts of a composed job config that ``check_components`` builds, resolved here (a worker
     has neither Hydra's state nor this project's resolvers), as a DictConfig a worker can take."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.create({key: OmegaConf.to_container(cfg[key], resolve=True)
                              for key in ("data", "model", "trainer") if cfg.get(key) is not None})
 
@@ -52,8 +51,6 @@ def prepare_worker(data: dict | None = None, wandb_mode: str | None = None, chec
             check_components(cfg)
 
     if data is not None:
-        from hydra.utils import instantiate
-
         try:
             datamodule = instantiate(data)
             if datamodule.files_ready():

@@ -98,18 +98,6 @@ def resume_step(cfg: DictConfig, output_dir: Path) -> Optional[int]:
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
-def training_device(cfg: DictConfig):
-    """The device of trainer.accelerator, by Lightning's own accelerator registry."""
-    import torch
-    from lightning.pytorch.accelerators import AcceleratorRegistry
-
-    name = str(cfg.trainer.get("accelerator") or "cpu")
-    if name in ("gpu", "auto"):
-        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    accelerator = AcceleratorRegistry.get(name)
-    return accelerator.get_parallel_devices(accelerator.parse_devices(cfg.trainer.get("devices", 1)))[0]
-
-
 def usable_cores() -> int:
     """The cores this process may use, as joblib counts them for Hydra's joblib launcher (CPU
     affinity and cgroup quotas: a container given 2 of 64 cores gets 2 workers, not 64)."""
@@ -133,9 +121,12 @@ class FusedLauncherImpl:
         return self.launch_numbered(job_overrides, [initial_job_idx + i for i in range(len(job_overrides))])
 
     def worker_count(self, jobs: int) -> int:
-        """Worker processes for a launch of ``jobs`` jobs: ``workers``, or one per usable core; at
-        most one per job. 1: everything runs in this process."""
-        wanted = self.workers if self.workers is not None else usable_cores()
+        """Worker processes for a launch of ``jobs`` jobs: ``workers``, or one per usable core (GPU
+        jobs: GPUs × jobs_per_gpu); at most one per job. 1: everything runs in this process."""
+        from sweeps.workers.launcher_workers import gpu_worker_count
+
+        # GPU jobs: GPUs × jobs_per_gpu workers (each pinned to its GPU: fused_device.py)
+        wanted = self.workers if self.workers is not None else (gpu_worker_count(self.config) or usable_cores())
         return max(1, min(int(wanted), jobs))
 
     def worker_settings(self, jobs: int) -> Optional[dict]:
@@ -233,6 +224,7 @@ class FusedLauncherImpl:
         import torch
 
         from vae.preflight import build_datamodule
+        from sweeps.fused.fused_device import gpu_group_sizes, training_device
         from sweeps.fused.fused_run import FusedMember
         from sweeps.fused.fused_training import ThreadProbe, train_group
 
@@ -252,7 +244,7 @@ class FusedLauncherImpl:
                 datamodule = build_datamodule(jobs[0].task_cfg)
                 datamodule.prepare_data()
                 datamodule.setup()
-            device = training_device(jobs[0].task_cfg)
+            device = training_device(jobs[0].task_cfg, Path(str(jobs[0].config.hydra.sweep.dir)))
         except Exception as exc:   # noqa: BLE001 - the data of every member: each job fails with it
             for i, job in enumerate(jobs):
                 on_return(i, job.end(error=exc))
@@ -262,9 +254,17 @@ class FusedLauncherImpl:
                 members.append(FusedMember(job, datamodule, device, started))
             except Exception as exc:   # noqa: BLE001 - this member's config: it fails alone
                 on_return(i, job.end(error=exc))
-        if members:
-            probe = ThreadProbe(usable_cores()) if self.torch_threads is None and device.type == "cpu" else None
-            train_group(members, datamodule, device, lambda m, ret: on_return(position[id(m.job)], ret), probe)
+        if not members:
+            return
+        probe = ThreadProbe(usable_cores()) if self.torch_threads is None and device.type == "cpu" else None
+        sizes = [len(members)]
+        if device.type == "cuda" and self.fuse is None:
+            sizes = gpu_group_sizes(members, datamodule, device)
+        start = 0
+        for size in sizes:   # one stack after another when the group does not fit on the device at once
+            train_group(members[start:start + size], datamodule, device,
+                        lambda m, ret: on_return(position[id(m.job)], ret), probe)
+            start += size
 
 
 def _run_alone(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> JobReturn:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from vae.data.base import TensorBatches
+from vae.data.batches import TensorBatches
 
 
 def member_generator(device: torch.device | str = "cpu") -> torch.Generator:
@@ -44,13 +44,14 @@ class MemberBatches:
 
     def __init__(self, images: torch.Tensor, batch_size: int, seeds: Sequence[int],
                  generators: Sequence[torch.Generator] | torch.Generator, binarize: bool = True,
-                 prefetch: int = 64):
+                 prefetch: int = 64, to_float=lambda x: x):
         seeds = list(seeds)
         self.group_generator = generators if isinstance(generators, torch.Generator) else None
         generators = [] if self.group_generator else list(generators)
         if generators and len(seeds) != len(generators):
             raise ValueError("one seed and one generator per member")
         self.images, self.batch_size, self.binarize, self.prefetch = images, batch_size, binarize, prefetch
+        self.to_float = to_float   # stored pixels -> floats in [0, 1], per batch (the datamodule's as_float)
         # As MNISTDataModule.train_dataloader: seed = torch.initial_seed() after seed_everything(s).
         self.streams = [TensorBatches(images, None, batch_size, shuffle=True, seed=int(s) % (2 ** 63),
                                       drop_last=True) for s in seeds]
@@ -71,7 +72,7 @@ class MemberBatches:
         return self._rows[1][:, step - self._rows[0]]
 
     def batch(self, step: int) -> torch.Tensor:
-        x = self.images[self.rows(step)]
+        x = self.to_float(self.images[self.rows(step)])
         if self.binarize and self.group_generator is not None:
             x = torch.bernoulli(x, generator=self.group_generator)
         elif self.binarize:

@@ -12,6 +12,7 @@ has after ``step`` optimiser steps, when its ModelCheckpoint saves at a training
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import lightning as L
@@ -63,8 +64,6 @@ def write(path: Path, *, step: int, epoch: int, loops: dict, state_dict: dict, o
                   "callbacks": {}, "optimizer_states": [optimizer_state], "lr_schedulers": [],
                   "hparams_name": "kwargs", "hyper_parameters": dict(hyper_parameters),
                   FUSED_KEY: {"generator_state": generator_state}}
-    import io
-
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)

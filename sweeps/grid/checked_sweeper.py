@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_method
 
 from sweeps.grid.replicates import expand_replicates
-from sweeps.workers.launcher_workers import WorkerWarmUp, limit_workers, release_workers
+from sweeps.workers.launcher_workers import WorkerWarmUp, gpu_worker_count, limit_workers, release_workers
 
 
 class CheckedBasicSweeperImpl(BasicSweeper):
@@ -55,7 +55,7 @@ class CheckedBasicSweeperImpl(BasicSweeper):
             for cfg in configs:
                 self.check_values(cfg)
         # The usual mistakes are caught by now; the workers import, then build each job's parts.
-        limit_workers(self.launcher, jobs=len(jobs))
+        limit_workers(self.launcher, jobs=len(jobs), gpu_workers=gpu_worker_count(configs[0]))
         warm_up = self._start_warm_up(configs)
         try:
             if not (warm_up is not None and warm_up.wait()) and self.check_components is not None:

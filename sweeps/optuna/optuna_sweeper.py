@@ -42,19 +42,20 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
+from optuna.study import StudyDirection
 
+from protocol.errors import ConfigError
+from sweeps.optuna.dead_trials import DeadTrials
+from sweeps.optuna.reconnect import StorageUnavailableError
 from sweeps.optuna.results import write_results
 from sweeps.optuna.search_space import parse_search_space
+from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
+from sweeps.optuna.study_config import StudyConfig
+from sweeps.optuna.trial_loop import TrialLoop
 from sweeps.optuna.seeds import TrialSeeds
 from sweeps.optuna.trials import counts_toward_budget
 from sweeps.optuna.upstream import search_space_from_config
-from sweeps.optuna.study_config import StudyConfig
-from sweeps.optuna.dead_trials import DeadTrials
-from sweeps.optuna.trial_loop import TrialLoop
-from sweeps.workers.launcher_workers import limit_workers, release_workers
-from sweeps.optuna.reconnect import StorageUnavailableError
-from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
-from protocol.errors import ConfigError
+from sweeps.workers.launcher_workers import gpu_worker_count, limit_workers, release_workers
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ def _create_study_record(storage: optuna.storages.BaseStorage, name: Optional[st
     """(created by this call, the study's name). The storage's unique study name decides which of
     several workers starting together created the study, on any machine: no flag set after
     loading could (all of them would see it unset)."""
-    from optuna.study import StudyDirection
-
     try:
         study_id = storage.create_new_study([StudyDirection[d.upper()] for d in directions], name)
     except optuna.exceptions.DuplicatedStudyError:
@@ -211,7 +210,7 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
         slots = self._slots()
         # trials run `slots` at a time: no more worker processes than that (joblib's n_jobs=-1)
-        limit_workers(self.launcher, jobs=slots * self.seeds.count)
+        limit_workers(self.launcher, jobs=slots * self.seeds.count, gpu_workers=gpu_worker_count(self.config))
         if self.study_name is None and self.spec.persistent:
             log.info("No hydra.sweeper.study_name: Optuna named the study %s; pass "
                      "hydra.sweeper.study_name=%s to resume it or to add workers", study.study_name, study.study_name)

@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from sweeps.optuna.reconnect import DEFAULT_PATIENCE, ReconnectingStorage
 from protocol.errors import ConfigError
+from sweeps.optuna.reconnect import DEFAULT_PATIENCE, ReconnectingStorage
 
 ACCEPTED = ("use sqlite:///path.db, an RDB URL such as postgresql://user@host/db, "
             "journal:path.log, or null (in memory)")
@@ -65,8 +68,6 @@ def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
         path = (base_dir / raw).resolve() if not os.path.isabs(raw) else Path(raw)
         return StorageSpec("journal", f"journal:{path}", path.with_name(path.name + ".sweep-lock"))
     try:
-        from sqlalchemy.engine import make_url
-
         url = make_url(text)
     except Exception:  # noqa: BLE001 - any parse failure is the same user mistake
         raise ConfigError(f"hydra.sweeper.storage={text} is not a storage URL Optuna understands; "
@@ -93,8 +94,6 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
         if spec.kind == "journal":
             path = Path(spec.url[len("journal:"):])
             path.parent.mkdir(parents=True, exist_ok=True)
-            from optuna.storages.journal import JournalFileBackend
-
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if spec.url.startswith("sqlite:///"):
             Path(spec.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +144,6 @@ CREATION_ATTEMPTS = 10
 
 def creation_race(exc: BaseException) -> bool:
     """The error of a client that lost a race with another one creating the same tables."""
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
     for error in (exc, exc.__cause__):
         if isinstance(error, (IntegrityError, ProgrammingError)):      # duplicate key / type / table
             return True

@@ -7,12 +7,13 @@ import logging
 from typing import Any, MutableSequence, Optional
 
 import optuna
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from omegaconf import ListConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from protocol.errors import ConfigError
 from sweeps.optuna.search_space import SearchSpace
 from sweeps.workers.launcher_workers import joblib_workers
-from protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,6 @@ class StudyConfig:
                 self.validate_with(cfg)
 
     def _slots(self) -> int:
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
         if isinstance(self.launcher, BasicLauncher):
             if self.n_jobs > 1:
                 log.info("hydra.sweeper.n_jobs=%d: the basic launcher runs one job at a time in this "

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from protocol import ATTR_FAIL_REASON, ATTR_OUTPUT_DIR, METRICS_FILE
-from sweeps.report.runs import (PARAM_KEYS, Run, Sweep, load_yaml, select, label_runs,
-                                params_from_config, parse_override_values, read_job)
+from sweeps.report.runs import (PARAM_KEYS, Run, Sweep, label_runs, load_yaml, params_from_config,
+                                parse_override_values, read_job, select)
 
 
 def expected_jobs(multirun_config: dict) -> list[list[str]] | None:
@@ -21,9 +24,6 @@ def expected_jobs(multirun_config: dict) -> list[list[str]] | None:
     target = str(select(hydra, "sweeper._target_") or "")
     if not target.endswith(("BasicSweeper",)):
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     params = select(hydra, "sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(select(hydra, "overrides.task") or [])
     try:
@@ -63,7 +63,9 @@ def collect_multirun(sweep_dir: str | Path) -> Sweep:
                   overrides=[str(o) for o in select(multirun or {}, "hydra.overrides.task") or []],
                   logger=_logger_config(multirun, runs), notes=notes, group=_study_name(runs))
     if "optuna" in str(select(multirun or {}, "hydra.sweeper._target_") or "").lower():
-        from sweeps.report.study import study_of_multirun   # imports Optuna: only for a study's sweep
+        from sweeps.report.study import (
+            study_of_multirun,  # imports Optuna: only for a study's sweep
+        )
 
         sweep.study = study_of_multirun(sweep_dir, runs, sweep.notes)
     label_runs(sweep.runs)
@@ -102,7 +104,10 @@ def _logger_config(multirun: dict | None, runs: list[Run]) -> dict[str, Any]:
 def collect_study(storage: str, study_name: str, out_dir: str | Path | None = None) -> Sweep:
     """An Optuna study's trials. The sweeper stores each trial's job folder (user attr ``output_dir``)
     and ``overrides``; the trial's own state wins over the folder's (a pruned trial stays pruned)."""
-    from sweeps.report.study import OPTUNA_STATES, load_view   # imports Optuna: only for a study
+    from sweeps.report.study import (  # imports Optuna: only for a study
+        OPTUNA_STATES,
+        load_view,
+    )
 
     view = load_view(storage, study_name)
     runs, notes = [], []

@@ -11,6 +11,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image
 
 MARKERS = "os^DvPX*h<>"
 STATE_COLOURS = {"failed": "#d62728", "pruned": "#ff7f0e", "running": "#7f7f7f", "missing": "#7f7f7f"}
@@ -29,8 +30,6 @@ def fmt_beta(beta: float | None) -> str:
 
 def is_blank(png_bytes: bytes, threshold: float = 2.0) -> bool:
     """True if an image is (nearly) one flat colour; tests use it to catch empty figures."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(png_bytes)) as image:
         return float(np.asarray(image.convert("L"), dtype=np.float32).std()) < threshold
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from protocol import METRICS_FILE, STATUSES
 
@@ -168,8 +169,6 @@ def params_from_config(config: dict) -> dict[str, Any]:
 
 def parse_override_values(overrides: Iterable[str]) -> dict[str, Any]:
     """``["beta=0.01", "latent_size=2"]`` -> ``{"beta": 0.01, "latent_size": 2}``, typed as Hydra types them."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     values = {}
     for text in overrides:

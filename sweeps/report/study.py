@@ -17,7 +17,9 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
+from sweeps.optuna.storage import load_storage_from_url
 from sweeps.report.runs import METRICS, Run, load_yaml, select
 
 # fANOVA fits a random forest on the completed trials: below this many it fits noise.
@@ -88,8 +90,6 @@ def shown_url(url: str) -> str:
     """A storage URL fit to print: a server's password is masked."""
     if url.startswith("journal:") or "@" not in url:
         return url
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is shown without its credentials part
@@ -97,8 +97,6 @@ def shown_url(url: str) -> str:
 
 
 def load_view(storage: str, study_name: str) -> StudyView:
-    from sweeps.optuna.storage import load_storage_from_url   # RDB URLs and journal files, as the sweeper opens them
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=study_name, storage=load_storage_from_url(storage))
     trials = study.get_trials(deepcopy=False)

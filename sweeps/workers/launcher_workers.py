@@ -43,12 +43,27 @@ def joblib_workers(launcher: Any) -> int | None:
     return effective_n_jobs(launcher.joblib.get("n_jobs") or 1)
 
 
-def limit_workers(launcher: Any, jobs: int) -> None:
+def limit_workers(launcher: Any, jobs: int, gpu_workers: int | None = None) -> None:
     """joblib's n_jobs=-1 (the default: every usable core) starts a worker process per core even
-    for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers)."""
+    for fewer jobs; at most one worker per job is started instead (64 cores, 6 jobs: 6 workers).
+    Jobs that each take one GPU get ``gpu_workers`` (``gpu_worker_count``) instead of one per core."""
     workers = joblib_workers(launcher)
     if workers is not None and (launcher.joblib.get("n_jobs") or 1) < 0:
-        launcher.joblib["n_jobs"] = max(1, min(workers, jobs))
+        launcher.joblib["n_jobs"] = max(1, min(gpu_workers or workers, jobs))
+
+
+def gpu_worker_count(cfg: Any) -> int | None:
+    """Worker processes for a sweep whose jobs each take one GPU: this machine's GPUs × the config's
+    ``jobs_per_gpu`` (protocol/placement.py); None for CPU jobs or a machine without a GPU."""
+    from protocol.placement import gpu_workers, wants_one_gpu
+
+    trainer = cfg.get("trainer") if cfg is not None else None
+    if not trainer or not wants_one_gpu(trainer):
+        return None
+    import torch  # only for GPU jobs: a CPU sweep's parent still never imports torch
+
+    gpus = torch.cuda.device_count()
+    return gpu_workers(gpus, int(cfg.get("jobs_per_gpu") or 1)) if gpus else None
 
 
 def joblib_settings(launcher: Any, jobs: int = 1) -> dict | None:

@@ -13,10 +13,18 @@ Why in memory and not a torchvision Dataset behind a DataLoader: per-sample conv
 collation cost more than the seed model's whole step on a CPU (0.41 ms per batch for
 DataLoader(TensorDataset) against 0.14 ms for slicing, measured). The datasets here fit in
 memory, so batches are index slices of one tensor.
+
+One copy per machine: what ``load_splits()`` returns (val/test already binarised) is cached on
+disk under ``<data_dir>/cache/`` and memory-mapped (vae/data/disk_cache.py), so the processes of a
+sweep share one copy and only the first decodes. Every dataset gets this without doing anything;
+``data.cache=false`` keeps the splits in each process's own memory instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +34,11 @@ import lightning as L
 import numpy as np
 import torch
 
+from vae.data import disk_cache
+from vae.data.batches import TensorBatches  # noqa: F401 - also imported from here
 from vae.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 PIXEL_KINDS = ("binary", "grey")        # binary: every pixel is 0 or 1 | grey: values in [0, 1]
 BINARIZE_CHOICES = ("none", "dynamic")
@@ -85,72 +97,10 @@ class Split:
 _SPLITS_CACHE: dict[tuple, dict[str, Split]] = {}
 
 
-class TensorBatches:
-    """An iterable of (images, targets) batches sliced from tensors; targets are the labels, or
-    the row numbers for a dataset without labels.
-
-    Lightning accepts any iterable with ``__len__`` as a dataloader; this one is a plain loop over
-    index slices, which is all an in-memory dataset needs.
-
-    shuffle=False (evaluation): one pass in order, one batch at a time.
-    shuffle=True (training): an endless stream of batches, pass p shuffled with seed + p, handed
-    out ``group`` batches at a time (``group`` > 1 only for a model that opts in, see
-    vae/speed/batch_groups.py); ``len()`` items make one Lightning epoch (about one pass).
-    Groups may span two passes, so every group holds exactly ``group`` batches and the batch
-    sequence is the same whatever the group size.
-    """
-
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int,
-                 shuffle: bool, seed: int = 0, drop_last: bool = False, group: int = 1):
-        self.images, self.targets = images, targets
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.seed = seed
-        self.group = group if shuffle else 1   # batches per item handed out
-        self.position = 0        # training: batches of the stream handed out so far
-        self.taken = 0           # items handed out in the current epoch
-        self._resume_at = 0
-        self._order: tuple[int, torch.Tensor] | None = None
-
-    @property
-    def num_batches(self) -> int:
-        n = len(self.images) / self.batch_size
-        return math.floor(n) if self.drop_last else math.ceil(n)
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_batches / self.group)
-
-    def order(self, pass_number: int) -> torch.Tensor:
-        """The permutation of one pass: a function of (seed, pass), so a resumed run repeats it."""
-        if self._order is None or self._order[0] != pass_number:
-            generator = torch.Generator().manual_seed(self.seed + pass_number)
-            self._order = (pass_number, torch.randperm(len(self.images), generator=generator))
-        return self._order[1]
-
-    def stream_rows(self, first: int, count: int) -> torch.Tensor:
-        """Indices of `count` batches of the training stream, starting at batch `first`."""
-        parts = []
-        for b in range(first, first + count):
-            pass_number, i = divmod(b, self.num_batches)
-            parts.append(self.order(pass_number)[i * self.batch_size:(i + 1) * self.batch_size])
-        return torch.cat(parts)
-
-    def __iter__(self):
-        start, self._resume_at = self._resume_at, 0
-        for i in range(start, len(self)):
-            self.taken = i + 1
-            if not self.shuffle:
-                rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            else:
-                rows = self.stream_rows(self.position, self.group)
-                self.position += self.group
-            yield self.images[rows], self.targets[rows]
-
-    # Lightning saves these in checkpoints, so a resumed run continues the same data order.
-    def state_dict(self) -> dict:
-        return {"position": self.position, "taken": self.taken}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.position, self._resume_at = state["position"], state["taken"]
+# Attributes that are not data settings: batch sizes only slice the splits, and Lightning's own
+# (its `trainer` is None until a Trainer attaches the datamodule, so a sweep worker's load ahead of
+# its first job, made before any Trainer, would otherwise never match that job's key).
+NOT_DATA_SETTINGS = frozenset({"batch_size", "eval_batch_size", "batches_per_fetch", *vars(L.LightningDataModule())})
 
 
 class InMemoryImageDataModule(L.LightningDataModule):
@@ -170,12 +120,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     def __init__(self, data_dir: str = "data", batch_size: int = 64, eval_batch_size: int = 1000,
                  val_size: int = 10_000, binarize: str = "dynamic", split_seed: int = 0,
-                 download: bool = True, train_subset: int | None = None):
+                 download: bool = True, train_subset: int | None = None, cache: bool = True):
         super().__init__()
         self.data_dir = Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.binarize, self.split_seed = val_size, binarize, split_seed
-        self.download, self.train_subset = download, train_subset
+        self.download, self.train_subset, self.cache = download, train_subset, cache
         # Training batches per item handed to Lightning; set only by vae/speed/batch_groups.py
         # for a model that takes groups. Every other model gets one batch per training_step.
         self.batches_per_fetch = 1
@@ -185,14 +135,28 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def load_splits(self) -> dict[str, Split]:
         """{"train", "val", "test"} -> Split, before binarisation and subsetting (other keys, e.g.
         "all" for the whole factor grid, are kept as they are). Training rows come in random
-        order: ``train_subset=N`` keeps the first N."""
+        order: ``train_subset=N`` keeps the first N (see ``subset_train``). What it returns is
+        cached on disk, so it must depend only on the settings, the source files and the code."""
         raise NotImplementedError
+
+    def source_checksums(self) -> dict[str, str]:
+        """{file name: checksum} of the files ``load_splits`` reads (part of the disk cache's key);
+        called after ``prepare_data()``. Empty by default (data generated by the code itself); a dataset
+        that reads files and leaves this empty would not see them change."""
+        return {}
+
+    def subset_train(self, train: Split) -> Split:
+        """The training split for ``train_subset=N``: the first N rows (already in random order)."""
+        return train.take(slice(0, self.train_subset))
 
     def check_config(self) -> None:
         """Raise ConfigError for a setting this dataset cannot take (no data loaded here)."""
         if self.binarize not in BINARIZE_CHOICES:
             raise ConfigError(f"data.binarize={self.binarize} is not an option; choose one of: "
                               f"{', '.join(BINARIZE_CHOICES)}")
+        if not isinstance(self.cache, bool):
+            raise ConfigError(f"data.cache={self.cache} is invalid; it must be true (one copy per machine, "
+                              f"memory-mapped) or false (a copy in each process)")
 
     def files_ready(self) -> bool:
         """Whether loading needs no download (a sweep's workers load ahead only then)."""
@@ -203,9 +167,48 @@ class InMemoryImageDataModule(L.LightningDataModule):
         class and every plain setting of the instance, so a subclass's own settings count
         without being listed. Batch sizes only slice the splits and are left out."""
         settings = {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in sorted(vars(self).items())
-                    if not k.startswith("_") and k not in ("batch_size", "eval_batch_size", "batches_per_fetch")
+                    if not k.startswith("_") and k not in NOT_DATA_SETTINGS
                     and isinstance(v, (str, int, float, bool, tuple, Path, type(None)))}
         return (type(self).__module__, type(self).__qualname__, *settings.items())
+
+    def disk_key(self) -> dict:
+        """What the cached arrays depend on: ``cache_key()`` less the settings that only pick from
+        them or say where files are, the source files' checksums and the source code of the
+        datamodule's classes (an edit to a loader makes a new cache, never a stale one)."""
+        unshaping = {"train_subset", "data_dir", "download", "cache"}
+        settings = [item for item in self.cache_key()
+                    if not (isinstance(item, tuple) and len(item) == 2 and item[0] in unshaping)]
+        code = hashlib.sha256()
+        for cls in type(self).__mro__[:type(self).__mro__.index(InMemoryImageDataModule) + 1]:
+            try:
+                code.update(inspect.getsource(inspect.getmodule(cls)).encode())
+            except (OSError, TypeError):   # a class without a source file (defined interactively)
+                code.update(cls.__qualname__.encode())
+        return {"settings": settings, "sources": self.source_checksums(), "code": code.hexdigest()}
+
+    def prepared_splits(self) -> dict[str, Split]:
+        """``load_splits()`` with val and test binarised: what the disk cache holds."""
+        splits = self.load_splits()
+        if self.binarizes:
+            for offset, name in ((1, "val"), (2, "test")):
+                s = splits[name]
+                splits[name] = Split(binarize_once(self.as_float(s.images), self.split_seed + offset),
+                                     s.labels, s.factors)
+        return splits
+
+    def cached_splits(self) -> dict[str, Split]:
+        """The prepared splits memory-mapped from the disk cache (built first if missing or corrupt);
+        in this process's memory instead if the cache folder cannot be written."""
+        self.prepare_data()
+        key = self.disk_key()
+        folder = disk_cache.folder_for(self.data_dir / "cache", self.info.name, key)
+        try:
+            return disk_cache.load_or_build(folder, key, self.prepared_splits, Split)
+        except OSError as exc:
+            log.warning("data cache %s cannot be written (%s); keeping the data in this process's memory "
+                        "(set data.data_dir to a writable folder to share one copy among processes)",
+                        folder, exc.strerror or exc)
+            return self.prepared_splits()
 
     # --- derived -----------------------------------------------------------------------------
     @property
@@ -222,17 +225,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
             return
         key = self.cache_key()
         if key not in _SPLITS_CACHE:
-            splits = self.load_splits()
+            splits = self.cached_splits() if self.cache else self.prepared_splits()
             if self.train_subset:
-                splits["train"] = splits["train"].take(slice(0, self.train_subset))
+                splits["train"] = self.subset_train(splits["train"])
             if len(splits["train"]) < self.batch_size:
                 raise ConfigError(f"data.batch_size={self.batch_size} is larger than the "
                                   f"{len(splits['train'])} training images; lower it")
-            if self.binarizes:
-                for offset, name in ((1, "val"), (2, "test")):
-                    s = splits[name]
-                    splits[name] = Split(binarize_once(self.as_float(s.images), self.split_seed + offset),
-                                         s.labels, s.factors)
             _SPLITS_CACHE[key] = splits
         self._splits = _SPLITS_CACHE[key]
 

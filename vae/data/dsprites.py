@@ -9,9 +9,10 @@ its ``imgs`` and ``latents_classes`` arrays are loaded, with ``allow_pickle=Fals
 ``metadata`` is a pickle, which could run code). Offline, one line says where to put the file.
 
 Memory: the images are 3 GB as uint8 and stay uint8 (the base converts each batch to floats).
-They are loaded once per process and never copied: the val and test rows are moved to the end
-of the loaded array in place, and every split is a slice of it (``split("all")`` is the whole
-array, which ``images_from_factors`` indexes). Loading takes the time of decompressing 3 GB.
+They are decoded once per machine into the data cache (vae/data/disk_cache.py) and every process
+maps that one copy: the val and test rows are moved to the end of the loaded array in place, and
+every split is a slice of it (``split("all")`` is the whole array, which ``images_from_factors``
+indexes), so the cache holds the images once. Decoding takes the time of decompressing 3 GB.
 
 ``md5`` and ``factor_sizes`` describe the file and default to the published one's; the tests
 pass their own (a small npz of the same layout that they write). A file with any other MD5 is
@@ -148,12 +149,16 @@ class DSpritesDataModule(InMemoryImageDataModule):
         factors = torch.from_numpy(factors)
         part = lambda a, b: Split(images[a:b], factors[a:b, 0], factors[a:b])
         train_end, val_end = n - held_out, n - self.test_size
-        train = part(0, train_end)
-        if self.train_subset:
-            # The base keeps the first N training images; these are in grid order, so take N at random.
-            pick = torch.randperm(train_end, generator=torch.Generator().manual_seed(self.split_seed))
-            train = train.take(pick[: self.train_subset])
-        return {"train": train, "val": part(train_end, val_end), "test": part(val_end, n), "all": part(0, n)}
+        return {"train": part(0, train_end), "val": part(train_end, val_end), "test": part(val_end, n),
+                "all": part(0, n)}
+
+    def source_checksums(self) -> dict[str, str]:
+        return {FILE_NAME: _md5(self.path)}
+
+    def subset_train(self, train: Split) -> Split:
+        # The training rows are in grid order (not shuffled): N of them at random, not the first N.
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
+        return train.take(pick[: self.train_subset])
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """(images (N, 64, 64) uint8, factor classes (N, 5) int64), checked against the grid."""

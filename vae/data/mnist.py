@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from vae.data.base import DatasetInfo, InMemoryImageDataModule, Split
-from vae.data.mnist_files import check_data_dir, check_idx_files, ensure_mnist, raw_dir
+from vae.data.mnist_files import IDX_MD5, check_data_dir, check_idx_files, ensure_mnist, md5_of, raw_dir
 from vae.errors import ConfigError
 
 TRAIN_IMAGES = 60_000
@@ -37,6 +37,9 @@ class MNISTDataModule(InMemoryImageDataModule):
 
     def prepare_data(self) -> None:
         ensure_mnist(self.data_dir, download=self.download)
+
+    def source_checksums(self) -> dict[str, str]:
+        return {name: md5_of(raw_dir(self.data_dir) / name) for name in IDX_MD5}
 
     def load_splits(self) -> dict[str, Split]:
         from torchvision.datasets import MNIST

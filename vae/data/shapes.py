@@ -33,7 +33,7 @@ class ShapesDataModule(InMemoryImageDataModule):
     def __init__(self, image_size: int = 32, scales: int = 6, orientations: int = 10,
                  x_positions: int = 16, y_positions: int = 16, val_size: int = 2000, test_size: int = 2000,
                  **kwargs):
-        # kwargs: the base's batch sizes, split_seed, train_subset (data_dir and download are unused)
+        # kwargs: the base's batch sizes, split_seed, train_subset, cache, data_dir (where the cache goes; download is unused)
         super().__init__(val_size=val_size, **kwargs)
         self.image_size, self.test_size = image_size, test_size
         self.grid = {"scale": scales, "orientation": orientations, "posX": x_positions, "posY": y_positions}
