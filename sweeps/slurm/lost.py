@@ -42,9 +42,17 @@ class SlurmJobLost(UserError):
     """A Slurm job that ended without a result; its run is recorded as failed."""
 
 
-def in_queue(job_id: str) -> bool:
-    proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True, timeout=60)
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+def in_queue(job_id: str) -> bool | None:
+    """Whether the controller still holds the job; None when squeue gives no answer (a busy
+    controller times out), which says nothing either way."""
+    try:
+        proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+    if proc.returncode != 0:
+        # squeue fails for a job id the controller has purged: that one is gone
+        return False if "Invalid job id" in proc.stderr else None
+    return bool(proc.stdout.strip())
 
 
 def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
@@ -53,16 +61,21 @@ def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
     Not submitit's own wait: it asks sacct ever more rarely (up to every 10 min), so a dead job
     would hold the sweep for minutes; and it would take a requeued job's passing state (FAILED as
     its step is killed) for its end. The queue (squeue, the controller's live view) decides
-    whether a job is still on its way; sacct then says how it ended.
+    whether a job is still on its way; sacct then says how it ended. A job is taken for ended only
+    when two checks in a row find it out of the queue with a final state: a requeue passes
+    through a moment where it is neither queued nor requeued yet.
     """
     last_check = gone_since = None
+    ended_checks = 0
     while not job.paths.result_pickle.exists():
         now = time.time()
         if last_check is None or now - last_check >= state_check_s:
             last_check = now
-            if not in_queue(job.job_id):
+            queued = in_queue(job.job_id)
+            if queued is False:
                 state = job.watcher.get_state(job.job_id, mode="force").upper()
-                if state not in UNFINISHED:
+                ended_checks = ended_checks + 1 if state not in UNFINISHED else 0
+                if ended_checks >= 2:
                     return
                 if state == "UNKNOWN":              # no accounting answer, and not queued
                     gone_since = gone_since or now
