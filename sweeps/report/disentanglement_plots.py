@@ -26,12 +26,9 @@ def scores_vs_beta(runs: Sequence[Run]) -> bytes:
     scored = [r for r in runs if r.state == "completed" and r.metric("test/mig") is not None and r.beta is not None]
     latents = sorted({r.latent_size for r in scored}, key=lambda v: (v is None, v))
     betas = sorted({r.beta for r in scored})
-    # β = 0 has no logarithm: a symmetric-log axis keeps it on the plot beside 0.01 and 16.
-    positive = [b for b in betas if b > 0]
-    linthresh = min(positive) if positive else 1.0
     fig, axes = plt.subplots(1, len(SCORES), figsize=(3.4 * len(SCORES), 3.3), squeeze=False)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(latents), 1)))
-    for ax, (key, title) in zip(axes[0], SCORES.items()):
+    for ax, key in zip(axes[0], SCORES):
         for colour, latent in zip(colours, latents):
             points = sorted((r.beta, r.metric(key)) for r in scored if r.latent_size == latent and r.metric(key) is not None)
             if not points:
@@ -45,15 +42,24 @@ def scores_vs_beta(runs: Sequence[Run]) -> bytes:
             for b in xs:   # several seeds: every run as a dot behind the mean
                 if len(by_beta[b]) > 1:
                     ax.scatter([b] * len(by_beta[b]), by_beta[b], color=colour, s=8, alpha=0.4)
-        ax.set_xscale("symlog", linthresh=linthresh)
+    return finish_scores_figure(fig, axes, betas, "Disentanglement against β (test-phase scores, fixed seed)")
+
+
+def finish_scores_figure(fig, axes, betas: Sequence[float], title: str) -> bytes:
+    """One panel per score against β (β = 0 has no logarithm: a symmetric-log axis keeps it beside
+    0.01 and 16), shared by the one-run and the
+    mean-over-seeds versions of the figure."""
+    positive = [b for b in betas if b > 0]
+    for ax, panel in zip(axes[0], SCORES.values()):
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
         ax.set_xticks(betas, [fmt_beta(b) for b in betas], fontsize=8)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(panel, fontsize=10)
         ax.set_xlabel("β")
         ax.grid(alpha=0.2)
     axes[0][0].set_ylabel("score (1 = disentangled)")
     axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle("Disentanglement against β (test-phase scores, fixed seed)", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return png(fig)
 

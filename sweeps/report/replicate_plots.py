@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sweeps.report.disentanglement_plots import SCORES
+from sweeps.report.disentanglement_plots import SCORES, finish_scores_figure
 from sweeps.report.drawing import MARKERS, fmt_beta, plt, png
 from sweeps.report.plots import lower_is_better
 from sweeps.report.replicates import Configuration, configurations
@@ -92,10 +92,9 @@ def scores_vs_beta(runs: Sequence[Run]) -> bytes:
     configs = [c for c in configurations(runs) if c.beta is not None and c.interval("test/mig").n]
     sizes = sorted({c.latent_size for c in configs}, key=lambda z: (z is None, z or 0))
     betas = sorted({c.beta for c in configs})
-    positive = [b for b in betas if b > 0]
     fig, axes = plt.subplots(1, len(SCORES), figsize=(3.4 * len(SCORES), 3.3), squeeze=False)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(sizes), 1)))
-    for ax, (key, title) in zip(axes[0], SCORES.items()):
+    for ax, key in zip(axes[0], SCORES):
         for colour, size in zip(colours, sizes):
             line = sorted(((c.beta, c.interval(key)) for c in configs if c.latent_size == size), key=lambda p: p[0])
             line = [(b, i) for b, i in line if i.n]
@@ -110,14 +109,4 @@ def scores_vs_beta(runs: Sequence[Run]) -> bytes:
                 if c.latent_size == size and c.beta in xs:
                     seeds = [v for r in c.done if (v := r.metric(key)) is not None]
                     ax.scatter([c.beta] * len(seeds), seeds, color=colour, s=6, alpha=0.35)
-        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-        ax.set_xticks(betas, [fmt_beta(b) for b in betas], fontsize=8)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("β")
-        ax.grid(alpha=0.2)
-    axes[0][0].set_ylabel("score (1 = disentangled)")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle("Disentanglement against β: mean over seeds, band = 95% t interval", fontsize=11)
-    fig.tight_layout()
-    return png(fig)
+    return finish_scores_figure(fig, axes, betas, "Disentanglement against β: mean over seeds, band = 95% t interval")
