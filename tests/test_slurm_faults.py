@@ -94,7 +94,8 @@ def test_cancelled_timed_out_and_requeued_jobs_end_as_failed_runs_or_resume(slur
     first, resumed = sorted((requeued / "wandb").glob("offline-run-*"))
     assert first.name.rsplit("-", 1)[1] == resumed.name.rsplit("-", 1)[1]     # one W&B run, continued
     steps = [r["history"]["item"]["trainer/global_step"] for r in inspect(resumed) if r["type"] == "history"]
-    assert stopped_at < min(steps) <= stopped_at + 5, (stopped_at, min(steps))
+    # A step is logged under its 0-based index: the resumed run's first step is step `stopped_at`.
+    assert stopped_at <= min(steps) < stopped_at + 5, (stopped_at, min(steps))
     # The report lists every run with its state and reason.
     with open(sweep_dir / "report" / "runs.csv") as f:
         rows = {row["job"]: row for row in csv.DictReader(f)}
