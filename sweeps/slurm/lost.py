@@ -55,6 +55,9 @@ def in_queue(job_id: str) -> bool | None:
     return bool(proc.stdout.strip())
 
 
+ENDED_CONFIRM_S = 20.0
+
+
 def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
     """Until the job has a result, or has left Slurm's queue for good.
 
@@ -62,20 +65,22 @@ def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
     would hold the sweep for minutes; and it would take a requeued job's passing state (FAILED as
     its step is killed) for its end. The queue (squeue, the controller's live view) decides
     whether a job is still on its way; sacct then says how it ended. A job is taken for ended only
-    when two checks in a row find it out of the queue with a final state: a requeue passes
-    through a moment where it is neither queued nor requeued yet.
+    once every check for ENDED_CONFIRM_S finds it out of the queue with a final state: a requeue
+    passes through a moment (seconds on a loaded controller) where it is neither queued nor
+    requeued yet.
     """
-    last_check = gone_since = None
-    ended_checks = 0
+    last_check = gone_since = ended_since = None
     while not job.paths.result_pickle.exists():
         now = time.time()
         if last_check is None or now - last_check >= state_check_s:
             last_check = now
             queued = in_queue(job.job_id)
-            if queued is False:
+            if queued:
+                ended_since = None
+            elif queued is False:
                 state = job.watcher.get_state(job.job_id, mode="force").upper()
-                ended_checks = ended_checks + 1 if state not in UNFINISHED else 0
-                if ended_checks >= 2:
+                ended_since = (ended_since or now) if state not in UNFINISHED else None
+                if ended_since is not None and now - ended_since >= ENDED_CONFIRM_S:
                     return
                 if state == "UNKNOWN":              # no accounting answer, and not queued
                     gone_since = gone_since or now
