@@ -3,6 +3,7 @@ a rerun that redoes only what is missing, and resources checked before anything 
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,32 @@ def test_used_by_sweep_runs_as_a_slurm_array_and_a_rerun_redoes_only_what_is_mis
     assert "(1 jobs)" in log
     assert json.loads((sweep_dir / "4" / "metrics.json").read_text())["status"] == "completed"
     assert {p.name: (p / "metrics.json").stat().st_mtime_ns for p in job_folders(sweep_dir) if p.name != "4"} == kept
+
+
+def test_a_requeued_job_is_still_on_its_way_in_the_controllers_record(slurm_cluster, tmp_path):
+    """The sweep's wait reads a job's end from the controller (sweeps/slurm/lost.py): a requeued
+    job must never look ended there, a cancelled one must, and a purged id reads as ""."""
+    from sweeps.slurm.lost import ENDED, controller_state
+
+    def sbatch(*args: str) -> str:
+        return subprocess.run(["sbatch", "--parsable", "--requeue", "-c", "1", "--mem=100", "-o", str(tmp_path / "%j.out"),
+                               *args, "--wrap", "sleep 60"], capture_output=True, text=True, check=True,
+                              timeout=60).stdout.strip()
+
+    def settle(job: str, want) -> list[str]:
+        seen = []
+        for _ in range(300):
+            seen.append(controller_state(job))
+            if want(seen[-1]):
+                return seen
+            time.sleep(0.1)
+        raise AssertionError(f"job {job}: {seen[-5:]}")
+
+    job = sbatch()
+    settle(job, lambda s: s == "RUNNING")
+    subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
+    states = settle(job, lambda s: s == "PENDING")
+    assert not any(s in ENDED for s in states), states          # COMPLETING, then PENDING: never final
+    subprocess.run(["scancel", job], check=True, timeout=60)
+    assert settle(job, lambda s: s in ENDED)[-1] == "CANCELLED"
+    assert controller_state("999999") == ""

@@ -34,58 +34,66 @@ REASONS = {
 }
 
 
-# submitit's states of a job still on its way (submitit.core.core.InfoWatcher.is_done).
-UNFINISHED = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED")
-
-
 class SlurmJobLost(UserError):
     """A Slurm job that ended without a result; its run is recorded as failed."""
 
 
-def in_queue(job_id: str) -> bool | None:
-    """Whether the controller still holds the job; None when squeue gives no answer (a busy
-    controller times out), which says nothing either way."""
+# Final states in the controller's record; any other (PENDING, RUNNING, COMPLETING, REQUEUED,
+# SUSPENDED, ...) means the job is still on its way, a requeued one included.
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+         "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT")
+
+
+def controller_state(job_id: str) -> str | None:
+    """The job's state in the controller's own record (``squeue --states=all``, which keeps an
+    ended job for MinJobAge); "" once the controller has purged it; None when squeue gives no
+    answer (a busy controller times out), which says nothing either way."""
     try:
-        proc = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["squeue", "--states=all", "-h", "-j", job_id, "-o", "%T"],
+                              capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         return None
     if proc.returncode != 0:
-        # squeue fails for a job id the controller has purged: that one is gone
-        return False if "Invalid job id" in proc.stderr else None
-    return bool(proc.stdout.strip())
+        return "" if "Invalid job id" in proc.stderr else None
+    lines = proc.stdout.split()
+    return lines[0].upper() if lines else ""
 
 
 ENDED_CONFIRM_S = 20.0
 
 
 def wait(job, poll_s: float, state_check_s: float, lost_after_s: float) -> None:
-    """Until the job has a result, or has left Slurm's queue for good.
+    """Until the job has a result, or has ended in Slurm for good.
 
     Not submitit's own wait: it asks sacct ever more rarely (up to every 10 min), so a dead job
-    would hold the sweep for minutes; and it would take a requeued job's passing state (FAILED as
-    its step is killed) for its end. The queue (squeue, the controller's live view) decides
-    whether a job is still on its way; sacct then says how it ended. A job is taken for ended only
-    once every check for ENDED_CONFIRM_S finds it out of the queue with a final state: a requeue
-    passes through a moment (seconds on a loaded controller) where it is neither queued nor
-    requeued yet.
+    would hold the sweep for minutes; and sacct shows a requeued job's killed attempt (FAILED or
+    REQUEUED) as if it were the job's end. The controller's record decides: while it holds the job,
+    only a final state there ends the wait; once it has purged the job, accounting (sacct) does, and
+    without accounting the job is declared lost after ``lost_after_s``. Either way the end must
+    stand for ENDED_CONFIRM_S before it counts, so that a result file written as the job ends
+    (seen late on a shared file system) is still picked up.
     """
     last_check = gone_since = ended_since = None
     while not job.paths.result_pickle.exists():
         now = time.time()
         if last_check is None or now - last_check >= state_check_s:
             last_check = now
-            queued = in_queue(job.job_id)
-            if queued:
-                ended_since = None
-            elif queued is False:
+            state = controller_state(job.job_id)
+            if state == "":                         # purged by the controller: ask accounting
                 state = job.watcher.get_state(job.job_id, mode="force").upper()
-                ended_since = (ended_since or now) if state not in UNFINISHED else None
-                if ended_since is not None and now - ended_since >= ENDED_CONFIRM_S:
-                    return
-                if state == "UNKNOWN":              # no accounting answer, and not queued
+                if state == "UNKNOWN":              # no accounting answer either
                     gone_since = gone_since or now
                     if now - gone_since >= lost_after_s:
+                        log.warning("Slurm job %s is neither queued nor in accounting after %.0f s: "
+                                    "taken for lost", job.job_id, now - gone_since)
                         return
+                    state = None
+            if state:
+                ended = state.split()[0] in ENDED
+                ended_since = (ended_since or now) if ended else None
+                if ended_since is not None and now - ended_since >= ENDED_CONFIRM_S:
+                    log.info("Slurm job %s ended (%s) without a result", job.job_id, state)
+                    return
         time.sleep(poll_s)
 
 
