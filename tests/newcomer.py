@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vae.data.base import DatasetInfo, Factor, InMemoryImageDataModule, Split, random_split_rows
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Factor, Split
+from vae.data.splits import random_split_rows
 from vae.models.networks import MLPDecoder, MLPEncoder
 
 SIDE = 16

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import vae.data.base
-from vae.data.base import DatasetInfo, InMemoryImageDataModule, Split
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Split
 from vae.data.disk_cache import WHOLE_FILE_BYTES
 
 SIDE = 64                      # 2,000 images of 64×64 bytes: a file larger than WHOLE_FILE_BYTES

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from vae.config import FACTOR_RESULT_KEYS
-from vae.data.base import DatasetInfo, Factor, InMemoryImageDataModule, Split
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Factor, Split
 from vae.train import train
 
 

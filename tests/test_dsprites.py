@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import png_size, run_cli
-from vae.data.base import factor_grid_index
+from vae.data.splits import factor_grid_index
 from vae.data.dsprites import FILE_NAME, MD5, DSpritesDataModule
 from vae.errors import ConfigError, DataError
 from vae.preflight import preflight

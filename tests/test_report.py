@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from sweeps.report import plots
+from sweeps.report.grid import BINS, make_grid
 from sweeps.report.figures import all_figures
 from sweeps.report.report import make_report
 from sweeps.report.__main__ import main as report_main
@@ -285,8 +286,8 @@ def test_a_continuous_search_is_binned_into_a_grid(sweep):
                 params={"beta": 0.0 if k == 0 else 10 ** (-3 + 4 * k / 30), "latent_size": [2, 8, 32][k % 3]},
                 metrics={"test/rate": 50.0 - k, "test/distortion": 100.0 + k, "test/nll_iwae": 150.0 + k % 7},
                 output_dir=job_dirs[k % 4]) for k in range(30)]
-    grid = plots.make_grid(runs)
-    assert grid.binned and grid.rows[0] == "β=0" and len(grid.rows) <= plots.BINS + 1
+    grid = make_grid(runs)
+    assert grid.binned and grid.rows[0] == "β=0" and len(grid.rows) <= BINS + 1
     assert grid.columns == ["2", "8", "32"]
     assert sorted(id(r) for here in grid.cells.values() for r in here) == sorted(id(r) for r in runs)
     figures, notes = all_figures(runs)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import png_size, run_cli
-from vae.data.base import factor_grid_index
+from vae.data.splits import factor_grid_index
 from vae.data.shapes import SHAPES, ShapesDataModule, grid_factors, render
 from vae.errors import ConfigError
 from vae.preflight import preflight

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vae.data.base import PIXEL_KINDS
+from vae.data.info import PIXEL_KINDS
 from vae.errors import ContractError
 
 SAMPLE = 64           # images checked per split for shape and range

@@ -27,12 +27,9 @@ The contract, per member k (tests/test_stacked_vae.py checks each claim):
   GPU, at the price of that independence.
 - Divergence: a member whose loss is not finite is removed before its update (a solo run raises
   DivergedError there, before its optimiser step); the others take their step.
-Evaluation (sweeps/fused/stacked_evaluation.py) runs all members on each batch of images at once.
-Checkpoints stay solo: member_state_dict(k) and member_optimizer_state_dict(k) load into a BetaVAE
-of member k's latent size and its Adam; from_members() stacks such states back.
-
-What can be stacked is decided in stackable.py; the solo states (checkpoints, gradients) of a
-member are read and written by solo_states.py, through the one layout ``_index`` defined here.
+Evaluation (stacked_evaluation.py) runs all members on each batch of images at once. What can be
+stacked is decided in stackable.py. Checkpoints stay solo: solo_states.py reads and writes member
+k's state dicts (they load into a BetaVAE of its latent size and its Adam) through ``_index`` here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from typing import Sequence
 
 from sweeps.report import disentanglement_plots, replicate_plots
 from sweeps.report.mosaic import mosaic
-from sweeps.report.plots import MAX_GRID, curves, heatmap, kl_per_dim, make_grid, rate_distortion
+from sweeps.report.grid import MAX_GRID, make_grid
+from sweeps.report.plots import curves, heatmap, kl_per_dim, rate_distortion
 from sweeps.report.replicates import has_replicates
 from sweeps.report.runs import METRICS, Run
 

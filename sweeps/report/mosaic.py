@@ -1,5 +1,5 @@
 """Image mosaics: each run's own final figure (traversals, reconstructions) laid out on the
-β × latent-size grid of plots.make_grid."""
+β × latent-size grid of grid.make_grid."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from sweeps.report.drawing import STATE_COLOURS, fmt_beta, plt, png
-from sweeps.report.plots import best_run, make_grid
+from sweeps.report.grid import best_run, make_grid
 from sweeps.report.runs import Run
 
 

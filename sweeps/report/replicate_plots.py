@@ -16,7 +16,7 @@ import numpy as np
 
 from sweeps.report.disentanglement_plots import SCORES, finish_scores_figure
 from sweeps.report.drawing import MARKERS, fmt_beta, plt, png
-from sweeps.report.plots import lower_is_better
+from sweeps.report.grid import lower_is_better
 from sweeps.report.replicates import Configuration, configurations
 from sweeps.report.runs import Run
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from sweeps.report.plots import best_run
+from sweeps.report.grid import best_run
 from sweeps.report.replicate_table import configuration_rows
 from sweeps.report.replicates import has_replicates
 from sweeps.report.runs import Sweep, metric_columns

@@ -1,18 +1,16 @@
 """The dataset contract, and the in-memory DataModule every dataset here builds on.
 
-What the rest of the code reads from a dataset is ``DatasetInfo``: the image shape, what the
-pixels are, what the labels mean (if any), and the known generative factors (if any). Figures,
-metrics, the model's likelihood and the run's params take shapes and names from it; nothing
-outside a dataset's own module names a dataset.
+What the rest of the code reads from a dataset is its ``DatasetInfo`` (vae/data/info.py): the
+image shape, what the pixels are, what the labels mean (if any), and the known generative factors
+(if any).
 
 A dataset is one module: a subclass of ``InMemoryImageDataModule`` that sets ``info`` and
 implements ``load_splits()`` (and ``prepare_data()``/``check_config()`` for its own files and
 rules), plus one ``conf/data/<name>.yaml`` whose ``_target_`` names the class.
 
 Why in memory and not a torchvision Dataset behind a DataLoader: per-sample conversion and
-collation cost more than the seed model's whole step on a CPU (0.41 ms per batch for
-DataLoader(TensorDataset) against 0.14 ms for slicing, measured). The datasets here fit in
-memory, so batches are index slices of one tensor.
+collation cost more than the seed model's whole step on a CPU (BENCHMARKS.md). The datasets here
+fit in memory, so batches are index slices of one tensor.
 
 One copy per machine: what ``load_splits()`` returns (val/test already binarised) is cached on
 disk under ``<data_dir>/cache/`` and memory-mapped (vae/data/disk_cache.py), so the processes of a
@@ -25,71 +23,21 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import lightning as L
 import numpy as np
 import torch
 
 from vae.data import disk_cache
-from vae.data.batches import TensorBatches  # noqa: F401 - also imported from here
+from vae.data.batches import TensorBatches
+from vae.data.info import DatasetInfo, Split
+from vae.data.splits import binarize_once
 from vae.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-PIXEL_KINDS = ("binary", "grey")        # binary: every pixel is 0 or 1 | grey: values in [0, 1]
 BINARIZE_CHOICES = ("none", "dynamic")
-
-
-@dataclass(frozen=True)
-class Factor:
-    """A known generative factor: its name and how many values it takes (classes 0..size-1)."""
-
-    name: str
-    size: int
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    image_shape: tuple[int, int, int]          # (C, H, W)
-    pixels: str                                # one of PIXEL_KINDS, as stored
-    label_name: Optional[str] = None           # what the labels are ("digit"), None: no labels
-    num_classes: Optional[int] = None
-    factors: tuple[Factor, ...] = ()           # empty: no known factors
-
-    @property
-    def num_pixels(self) -> int:
-        return math.prod(self.image_shape)
-
-    @property
-    def factor_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.factors)
-
-    @property
-    def factor_sizes(self) -> tuple[int, ...]:
-        return tuple(f.size for f in self.factors)
-
-
-@dataclass
-class Split:
-    """One split in memory. ``images``: (N, C, H, W), float in [0, 1] or uint8 (see
-    ``InMemoryImageDataModule.as_float``); ``labels``: (N,) or None; ``factors``: (N, F) factor
-    classes or None."""
-
-    images: torch.Tensor
-    labels: Optional[torch.Tensor] = None
-    factors: Optional[torch.Tensor] = None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def take(self, rows) -> "Split":
-        return Split(self.images[rows], None if self.labels is None else self.labels[rows],
-                     None if self.factors is None else self.factors[rows])
 
 
 # The jobs of a sweep that run in one process (Hydra's basic launcher, a joblib worker) share the
@@ -297,24 +245,3 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if self.binarizes and self.trainer is not None and self.trainer.training:
             x = torch.bernoulli(x)
         return x, y
-
-
-def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
-    return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
-
-
-def random_split_rows(n: int, sizes: dict[str, int], seed: int) -> dict[str, torch.Tensor]:
-    """Disjoint random row indices of the given sizes (the rest goes to "train" if it is absent),
-    a function of ``seed`` only, so every run of a sweep gets the same splits."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    out, start = {}, 0
-    for name, size in sizes.items():
-        out[name] = order[start:start + size]
-        start += size
-    out.setdefault("train", order[start:])
-    return out
-
-
-def factor_grid_index(factors: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
-    """Row numbers of factor classes in a row-major grid over ``sizes`` (dSprites' layout)."""
-    return np.ravel_multi_index(tuple(np.asarray(factors).T), sizes)

@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from protocol.atomic import atomic_write_bytes
-from vae.data.base import DatasetInfo, Factor, InMemoryImageDataModule, Split, factor_grid_index
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Factor, Split
+from vae.data.splits import factor_grid_index
 from vae.errors import ConfigError, DataError
 
 FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from vae.data.base import DatasetInfo, InMemoryImageDataModule, Split
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Split
 from vae.data.mnist_files import IDX_MD5, check_data_dir, check_idx_files, ensure_mnist, md5_of, raw_dir
 from vae.errors import ConfigError
 

@@ -20,7 +20,9 @@ import math
 import numpy as np
 import torch
 
-from vae.data.base import DatasetInfo, Factor, InMemoryImageDataModule, Split, random_split_rows
+from vae.data.base import InMemoryImageDataModule
+from vae.data.info import DatasetInfo, Factor, Split
+from vae.data.splits import random_split_rows
 from vae.errors import ConfigError
 
 SHAPES = ("square", "ellipse", "heart")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from vae.data.base import DatasetInfo
+from vae.data.info import DatasetInfo
 from vae.errors import DivergedError
 from vae.models import objective
 from vae.speed.batch_groups import TakesBatchGroups

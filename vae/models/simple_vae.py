@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from vae.data.base import DatasetInfo
+from vae.data.info import DatasetInfo
 from vae.models import objective
 
 
