@@ -51,6 +51,21 @@ def test_evaluation_sums_with_a_member_axis_equal_each_members_own():
     assert float(together["neg_elbo"][1]) == pytest.approx(float(terms["distortion"][1].mean() + terms["rate"][1].mean()))
 
 
+def test_the_rate_is_torch_distributions_kl_to_the_standard_normal_with_its_gradients():
+    from torch.distributions import Normal, kl_divergence
+
+    g = torch.Generator().manual_seed(0)
+    loc = (torch.randn(3, 64, 10, generator=g) * 3).requires_grad_()
+    scale = torch.rand(3, 64, 10, generator=g).mul(4).add(1e-3).requires_grad_()
+    ours = objective.rate_per_dim(loc, scale)
+    theirs = kl_divergence(Normal(loc, scale), Normal(0.0, 1.0))
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(torch.autograd.grad(ours.sum(), (loc, scale)),
+                               torch.autograd.grad(theirs.sum(), (loc, scale)))
+    mask = torch.tensor([1.0] * 7 + [0.0] * 3)
+    assert objective.rate_per_dim(loc, scale, mask)[..., 7:].abs().max() == 0
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Every call of the objective's functions, by name (each still computes as written)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
 from vae.models.bernoulli import bernoulli_nll
 
@@ -63,8 +63,13 @@ def standard_normal(like: torch.Tensor) -> Normal:
 
 
 def rate_per_dim(loc: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(N(loc, scale) ‖ N(0, 1)) per latent dim; ``mask`` zeroes padded dims (fused members)."""
-    kl = kl_divergence(Normal(loc, scale, validate_args=False), standard_normal(loc))
+    """KL(N(loc, scale) ‖ N(0, 1)) per latent dim; ``mask`` zeroes padded dims (fused members).
+
+    torch.distributions' kl_divergence(Normal, Normal) with the prior's zeros and ones folded in
+    (tests/test_objective.py checks they agree): it runs every training step, and building two
+    Normals and dispatching costs more than the arithmetic (BENCHMARKS.md)."""
+    variance = scale.square()
+    kl = 0.5 * (loc.square() + variance - 1 - variance.log())
     return kl if mask is None else kl * mask
 
 
