@@ -35,10 +35,13 @@ def server():
     pg.remove()
 
 
+N_TRIALS = 6   # enough that trials remain after the blip starts, however late the test sees a trial end
+
+
 def command(tmp: Path, url: str, patience: float) -> list[str]:
     return [sys.executable, str(APP), "-m", "hydra/sweeper=optuna", f"hydra.sweep.dir={tmp / 'sweep'}",
             f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=outage", "x=interval(-2,2)", "y=0",
-            "sleep=1.0", "hydra.sweeper.n_trials=4", f"hydra.sweeper.reconnect_timeout={patience}"]
+            "sleep=1.0", f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.reconnect_timeout={patience}"]
 
 
 def stop_after_first_trial(server: PostgresServer, url: str, sweep: subprocess.Popen) -> None:
@@ -91,17 +94,18 @@ def test_a_server_gone_is_one_line_a_rerun_finishes_and_a_blip_costs_nothing(ser
         assert time.monotonic() < deadline and rerun.poll() is None, "the rerun finished no trial"
         time.sleep(0.05)
     # A restart, back within reconnect_timeout (2 s). Down for longer than one trial's job (sleep=1.0):
-    # the sweeper's next storage call (telling that trial) then falls inside the outage for sure;
-    # a 0.5 s outage could fall wholly inside a job and go unseen (CI saw that once).
+    # a storage call (telling a trial) then falls inside the outage for sure, provided trials remain to
+    # be run when the server stops: seeing a trial end and stopping the server can take over a second
+    # on a loaded machine, and with 4 trials in all the last one had sometimes been told by then.
     server.stop()
     time.sleep(1.2)
     server.start()
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-3000:]
     assert "Traceback" not in err
-    assert "unreachable" in out and "is back" in out
+    assert "unreachable" in out and "is back" in out, out[-3000:]
     states = trials_by_state(url)
-    assert len(states[TrialState.COMPLETE]) == 4 and not states[TrialState.RUNNING]
+    assert len(states[TrialState.COMPLETE]) == N_TRIALS and not states[TrialState.RUNNING]
     assert before == {t.number: t.value for t in states[TrialState.COMPLETE] if t.number in before}  # nothing lost
     # The trial cut short by the outage (if it had started) is failed as interrupted, not counted.
     assert all(t.user_attrs.get("interrupted") for t in states[TrialState.FAIL])

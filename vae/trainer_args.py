@@ -4,7 +4,7 @@
 an accelerator that is not available here (no GPU, a package such as torch_xla not installed), a
 device count or precision it rejects used to end the run in a traceback after its folder was
 made. ``check_trainer_args`` asks Lightning itself: it builds a Trainer from the same arguments
-(with no logger, callbacks or checkpointing, so it writes nothing; ~15 ms once Lightning is
+(with no logger, callbacks or checkpointing, so it writes nothing, and fast once Lightning is
 imported) and turns a refusal into one ``ConfigError`` naming the ``trainer.`` key and the fix.
 
 Lightning is imported inside the function: a sweep's parent process imports this module without

@@ -233,8 +233,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         return TensorBatches(s.images, self._targets(s), self.eval_batch_size, shuffle=False)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # Lightning's generic transfer walks the batch's structure, ~0.35 ms a step on a ~3 ms
-        # step (benchmarks/speed.py); a batch here is always an (images, targets) pair.
+        # Lightning's generic transfer walks the batch's structure, a tenth of a small model's
+        # step (BENCHMARKS.md); a batch here is always an (images, targets) pair.
         x, y = batch
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
