@@ -49,7 +49,7 @@ from sweeps.optuna.dead_trials import DeadTrials
 from sweeps.optuna.reconnect import StorageUnavailableError
 from sweeps.optuna.results import write_results
 from sweeps.optuna.search_space import parse_search_space
-from sweeps.optuna.storage import BudgetLock, build_storage, parse_storage
+from sweeps.optuna.storage import BudgetLock, build_storage, check_storage, parse_storage
 from sweeps.optuna.study_config import StudyConfig
 from sweeps.optuna.trial_loop import TrialLoop
 from sweeps.optuna.seeds import TrialSeeds
@@ -164,11 +164,12 @@ class OptunaSweeperImpl(StudyConfig, DeadTrials, TrialLoop, Sweeper):
         directions = self._directions()
         objective_keys = self._objective_keys(directions)
         grid = space.grid() if self.custom_search_space is None else None
+        base_dir = Path(str(OmegaConf.select(self.config, "hydra.runtime.cwd") or os.getcwd()))
+        self.spec = parse_storage(self.storage, base_dir)
+        check_storage(self.spec)            # quick, and creates nothing
         # Before the storage is opened or created: a config mistake must leave nothing behind.
         self._check_jobs_compose(space, grid)
 
-        base_dir = Path(str(OmegaConf.select(self.config, "hydra.runtime.cwd") or os.getcwd()))
-        self.spec = parse_storage(self.storage, base_dir)
         self.lock = BudgetLock(self.spec.lock_path)
         with self.lock.hold():   # two workers creating one new SQLite file would race on its schema
             storage = build_storage(self.spec, self.heartbeat_interval if self.spec.kind == "rdb" else None,

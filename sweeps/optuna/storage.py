@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import optuna
+import sqlalchemy
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -109,15 +110,54 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
             if creation_race(exc) and attempt + 1 < CREATION_ATTEMPTS:
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
                 continue
-            missing = getattr(exc.__cause__, "name", None) if isinstance(exc, ImportError) else None
-            if missing:
-                raise ConfigError(f"hydra.sweeper.storage={spec.url}: its database driver {missing} is not "
-                                  f"installed; pip install {missing} (for postgresql:// URLs the project's "
-                                  f"extra: pip install -e '.[postgres]')") from None
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
-                              f"or cannot be opened ({reason}); {ACCEPTED}") from None
+            raise open_error(spec, exc) from None
     raise AssertionError("unreachable")
+
+
+def open_error(spec: StorageSpec, exc: BaseException) -> ConfigError:
+    """The one line for a storage that cannot be opened: unknown dialect, missing driver, unreachable server."""
+    missing = None
+    if isinstance(exc, ImportError):   # SQLAlchemy's own, or Optuna's wrapping it
+        missing = getattr(exc, "name", None) or getattr(exc.__cause__, "name", None)
+    if missing:
+        return ConfigError(f"hydra.sweeper.storage={spec.url}: its database driver {missing} is not "
+                           f"installed; pip install {missing} (for postgresql:// URLs the project's "
+                           f"extra: pip install -e '.[postgres]')")
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ConfigError(f"hydra.sweeper.storage={spec.url} is not a storage URL Optuna understands "
+                       f"or cannot be opened ({reason}); {ACCEPTED}")
+
+
+def check_storage(spec: StorageSpec) -> None:
+    """What build_storage would refuse, found without creating anything: the sweeper checks this
+    first, so that a storage mistake is reported before the (slower) check of every job's config.
+
+    A file storage's folder must be creatable; a server's dialect and driver must load and the
+    server must answer (a connection creates nothing). What only creating can show is left to
+    build_storage."""
+    if spec.kind == "memory":
+        return
+    path = Path(spec.url[len("journal:"):]) if spec.kind == "journal" else \
+        Path(spec.url[len("sqlite:///"):]) if spec.url.startswith("sqlite:///") else None
+    if path is not None:
+        folder = path.parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"hydra.sweeper.storage: cannot create {folder if existing == folder else existing} "
+                              f"(File exists); choose a writable path")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"hydra.sweeper.storage: cannot create {folder} (Permission denied); "
+                              f"choose a writable path")
+        return
+    try:
+        engine = sqlalchemy.create_engine(spec.url, **(_engine_kwargs(spec.url) or {}))
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - the same mistakes build_storage reports
+        raise open_error(spec, exc) from None
 
 
 def _engine_kwargs(url: str) -> Optional[dict]:
