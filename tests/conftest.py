@@ -30,6 +30,12 @@ PYTHON = sys.executable
 
 # A run small enough for a test (conf/debug/smoke.yaml): 30 steps on a subset, a cheap NLL.
 TINY = ["debug=smoke"]
+# Disentanglement metrics on small samples, for tests of something else on data with factors (the
+# defaults encode ~80,000 images: ~20 s with the conv encoder at 64x64).
+SMALL_METRICS = [f"callbacks.disentanglement.{key}={n}" for key, n in (
+    ("num_train", 300), ("num_test", 200), ("factor_vae_train", 50), ("factor_vae_eval", 50),
+    ("factor_vae_variance", 300), ("beta_vae_train", 50), ("beta_vae_eval", 50))] + [
+    "+callbacks.disentanglement.batch_size=8"]           # images per FactorVAE/BetaVAE vote
 
 
 @pytest.fixture(autouse=True)

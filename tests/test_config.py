@@ -51,8 +51,10 @@ def test_conv_model_is_selectable_as_a_config_option(tmp_path, data_dir):
 
 @pytest.mark.parametrize("args", [["beta=-1"], ["latent_size=abc"], ["-m", "beta=-1,0.5"], ["model=mpl"],
                                   ["model.beta=4"],
-                                  # a job's component: checked by the joblib workers, or by the parent without them
-                                  ["-m", "trainer.accelerator=cpu,tpu", "debug=smoke"],
+                                  # a job's component: checked by the joblib workers (slow: they start), or by
+                                  # the parent without them
+                                  pytest.param(["-m", "trainer.accelerator=cpu,tpu", "debug=smoke"],
+                                               marks=pytest.mark.slow),
                                   ["-m", "trainer.accelerator=cpu,tpu", "debug=smoke", "hydra/launcher=basic"]],
                          ids=["value", "type", "sweep-value", "group-option", "second-beta", "sweep-component-workers",
                               "sweep-component-parent"])

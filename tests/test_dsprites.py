@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import png_size, run_cli
+from conftest import SMALL_METRICS, png_size, run_cli
 from vae.data.splits import factor_grid_index
 from vae.data.dsprites import FILE_NAME, MD5, DSpritesDataModule
 from vae.errors import ConfigError, DataError
@@ -186,7 +186,7 @@ def test_both_models_train_on_dsprites_and_draw_figures_at_64x64(make_cfg, tmp_p
     cfg = make_cfg("data=dsprites", f"model={model}", f"+data.md5={md5}", "+data.factor_sizes=[3,2,2,4,4]",
                    "data.val_size=32", "data.test_size=32", "data.batch_size=16", "latent_size=2",
                    "trainer.max_steps=20", "trainer.val_check_interval=10", "eval.iwae_samples=2", "logger=csv",
-                   output_dir=tmp_path / "run")
+                   *SMALL_METRICS, output_dir=tmp_path / "run")
     cfg.data.data_dir = str(data_dir)
     metrics = train(cfg)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())

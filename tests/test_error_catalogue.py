@@ -9,6 +9,10 @@ from error_catalogue import CASES, markdown, message
 from vae.config import PROJECT_ROOT
 
 
+# One worker builds the module-scoped fixture below once; under pytest-xdist (--dist loadgroup)
+# the module's tests would otherwise be spread over the workers, each building it again.
+pytestmark = pytest.mark.xdist_group("test_error_catalogue")
+
 @pytest.fixture(scope="module")
 def messages(tmp_path_factory, data_dir):
     # Module-scoped, so it runs outside the per-test restore of Hydra's global state: restore here.

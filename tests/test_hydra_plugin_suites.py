@@ -31,6 +31,9 @@ class TestOptunaSweeperBasicLauncher(LauncherTestSuite):
     ...
 
 
+# The same suite through joblib's worker processes: slow (they start for every test); the basic
+# launcher's run above checks the sweeper in the quick suite.
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher_name, overrides",
                          [("joblib", ["hydra/sweeper=optuna", "hydra.launcher.n_jobs=2"])])
 class TestOptunaSweeperJoblibLauncher(LauncherTestSuite):

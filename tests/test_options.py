@@ -14,7 +14,7 @@ import json
 import lightning as L
 import pytest
 
-from conftest import CONF_DIR
+from conftest import CONF_DIR, SMALL_METRICS
 from small_files import WRITERS
 from vae.contract_checks import check_dataset
 from vae.preflight import build_datamodule, check_components
@@ -53,7 +53,7 @@ def option_cfg(make_cfg, tmp_path):
 @pytest.mark.parametrize("data", DATA, ids=[f"data={d}" for d in DATA])
 def test_a_dataset_keeps_its_contract_and_trains(option_cfg, tmp_path, data):
     cfg = option_cfg(data, "trainer.max_steps=10", "trainer.val_check_interval=5", "eval.iwae_samples=2",
-                     "logger=none")
+                     "logger=none", *SMALL_METRICS)
     datamodule = build_datamodule(cfg)
     check_dataset(datamodule)
     metrics = train(cfg)

@@ -31,8 +31,8 @@ from sweeps.report.collect import collect_multirun, collect_study
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["rate_distortion", "heatmap", "mosaic_traversals", "mosaic_reconstructions", "kl_per_dim", "curves"]
-SWEEP = ["beta=0,1,1e300", "latent_size=2,3", "trainer.max_steps=20", "trainer.log_every_n_steps=5",
-         "data.train_subset=2000", "eval.iwae_samples=2"]
+SWEEP = ["debug=smoke", "beta=0,1,1e300", "latent_size=2,3", "trainer.max_steps=20", "trainer.log_every_n_steps=5",
+         "data.train_subset=2000", "eval.iwae_samples=2", "eval.nll_images=500"]
 WANDB = str(Path(sys.executable).with_name("wandb"))
 
 
@@ -40,11 +40,18 @@ def env() -> dict:
     return {**os.environ, "WANDB_MODE": "offline", "CI": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+# One worker builds the module-scoped fixture below once; under pytest-xdist (--dist loadgroup)
+# the module's tests would otherwise be spread over the workers, each building it again.
+pytestmark = pytest.mark.xdist_group("test_report")
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """(sweep dir, finished process) of a real multirun; its report was built by the callback."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "2026-01-01_00-00-00"
-    proc = subprocess.run([sys.executable, "train.py", "-m", *SWEEP, f"hydra.sweep.dir={sweep_dir}"],
+    # The basic launcher (jobs one after another in this process): the report does not depend on
+    # the launcher, and worker processes would cost the suite their start-up.
+    proc = subprocess.run([sys.executable, "train.py", "-m", *SWEEP, "hydra/launcher=basic",
+                           f"hydra.sweep.dir={sweep_dir}"],
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert (sweep_dir / "multirun.yaml").is_file(), proc.stderr[-3000:]
     return sweep_dir, proc
@@ -222,10 +229,11 @@ def test_csv_logger_sweep_skips_wandb(sweep, tmp_path):
     assert any("logger=csv" in note for note in report.notes)
 
 
+@pytest.mark.slow
 def test_a_sweep_that_succeeds_reports_at_its_end_and_skips_wandb_without_it(tmp_path):
     sweep_dir = tmp_path / "ok"
     proc = subprocess.run([sys.executable, "train.py", "-m", "beta=1", "latent_size=2", "logger=csv",
-                           "trainer.max_steps=5", "data.train_subset=2000", "eval.iwae_samples=2",
+                           "hydra/launcher=basic", "trainer.max_steps=5", "data.train_subset=2000", "eval.iwae_samples=2",
                            f"hydra.sweep.dir={sweep_dir}"], cwd=ROOT, env=env(), capture_output=True, text=True,
                           timeout=300)
     out = proc.stdout + proc.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import png_size, run_cli
+from conftest import SMALL_METRICS, png_size, run_cli
 from vae.data.splits import factor_grid_index
 from vae.data.shapes import SHAPES, ShapesDataModule, grid_factors, render
 from vae.errors import ConfigError
@@ -102,7 +102,8 @@ def test_a_bad_setting_is_one_line_before_anything_is_written(make_cfg, tmp_path
 @pytest.mark.parametrize("model", ["mlp", "conv"])
 def test_both_models_train_on_shapes_and_draw_figures_at_its_resolution(make_cfg, tmp_path, model):
     cfg = make_cfg("data=shapes", f"model={model}", "latent_size=2", "trainer.max_steps=20",
-                   "trainer.val_check_interval=10", "eval.iwae_samples=2", "logger=csv", "data.test_size=500")
+                   "trainer.val_check_interval=10", "eval.iwae_samples=2", "logger=csv", "data.test_size=500",
+                   *SMALL_METRICS)
     metrics = train(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "completed" and record["params"]["data"] == "shapes"

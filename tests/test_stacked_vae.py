@@ -242,6 +242,7 @@ def lean_solo_training(model: BetaVAE, train_x: torch.Tensor, seed: int, steps: 
         optimizer.step()
 
 
+@pytest.mark.slow   # 300 steps of four members, fused and solo: the fused path's quality check
 def test_fused_members_reach_their_solo_test_elbo(mnist):
     """Quality at a small budget: each member's test −ELBO within 2% of the same config trained
     solo, over several seeds; both evaluated by the solo model's code on the same test images."""

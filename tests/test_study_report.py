@@ -51,6 +51,10 @@ STUDIES = {
 HUES = {"failed": (-12, 12), "pruned": (20, 36)}       # of drawing.STATE_COLOURS
 
 
+# One worker builds the module-scoped fixture below once; under pytest-xdist (--dist loadgroup)
+# the module's tests would otherwise be spread over the workers, each building it again.
+pytestmark = pytest.mark.xdist_group("test_study_report")
+
 def env() -> dict:
     return {**os.environ, "WANDB_MODE": "offline", "CI": "1", "HYDRA_FULL_ERROR": "1"}
 
