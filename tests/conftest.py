@@ -78,9 +78,18 @@ def make_cfg(tmp_path, data_dir):
     GlobalHydra.instance().clear()
 
 
+def user_env(**extra: str) -> dict:
+    """This process's environment as a user's shell would have it, for a command the test starts.
+    Not W&B's service token: W&B puts it in os.environ when a test in this worker starts W&B in
+    process, and a child would then attach to this worker's service, where a run killed with its
+    process stays "in use" (a resumed run was refused)."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "WANDB_MODE": "offline", "CI": "1", **extra}
+
+
 def run_cli(*args: str, cwd: Path = PROJECT_ROOT, timeout: int = 300, env: dict | None = None):
     """Run train.py as a user would; returns the CompletedProcess."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "CI": "1", **(env or {})}
+    full_env = user_env(**(env or {}))
     return subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import time
@@ -11,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from conftest import PROJECT_ROOT, PYTHON
+from conftest import PROJECT_ROOT, PYTHON, user_env
 from vae.data.mnist import MNISTDataModule
 from vae.models.beta_vae import BetaVAE
 from vae.models.networks import MLPDecoder, MLPEncoder
@@ -21,7 +20,7 @@ RUN = ["trainer.max_steps=1500", "trainer.val_check_interval=100", "trainer.log_
 
 
 def start(run_dir, *extra):
-    env = {**os.environ, "WANDB_MODE": "offline", "CI": "1"}
+    env = user_env()
     return subprocess.Popen([PYTHON, str(PROJECT_ROOT / "train.py"), *RUN, f"hydra.run.dir={run_dir}", *extra],
                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PROJECT_ROOT, PYTHON
+from conftest import PROJECT_ROOT, PYTHON, user_env
 from test_multirun_wandb import inspect
 
 # One cluster per session: under pytest-xdist every Slurm test runs in the same worker.
@@ -53,7 +53,7 @@ def test_cancelled_timed_out_and_requeued_jobs_end_as_failed_runs_or_resume(slur
          "debug=smoke", "trainer.val_check_interval=200", "logger=wandb", "hydra/launcher=slurm",
          "hydra.launcher.timeout_min=5", "hydra.launcher.signal_delay_s=15", "hydra.launcher.state_check_s=2",
          f"hydra.sweep.dir={sweep_dir}"],
-        cwd=PROJECT_ROOT, env={**os.environ, "WANDB_MODE": "offline", "CI": "1"},
+        cwd=PROJECT_ROOT, env=user_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         done, cancelled, timed_out, requeued = (sweep_dir / str(i) for i in range(4))
