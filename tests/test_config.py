@@ -2,9 +2,6 @@
 
 The catalogue of individual mistakes and their messages is tests/error_catalogue.py."""
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
