@@ -54,6 +54,15 @@ class StorageSpec:
     def persistent(self) -> bool:
         return self.kind != "memory"
 
+    @property
+    def file(self) -> Optional[Path]:
+        """The journal or SQLite file the study lives in; None for memory and server storages."""
+        if self.kind == "journal":
+            return Path(self.url[len("journal:"):])
+        if self.url is not None and self.url.startswith("sqlite:///"):
+            return Path(self.url[len("sqlite:///"):])
+        return None
+
 
 def parse_storage(value: Optional[str], base_dir: Path) -> StorageSpec:
     """Normalise the setting; relative file paths are made absolute against ``base_dir``
@@ -92,12 +101,10 @@ def build_storage(spec: StorageSpec, heartbeat_interval: Optional[int] = None,
     if spec.kind == "memory":
         return optuna.storages.InMemoryStorage()
     try:
+        if spec.file is not None:
+            spec.file.parent.mkdir(parents=True, exist_ok=True)
         if spec.kind == "journal":
-            path = Path(spec.url[len("journal:"):])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        if spec.url.startswith("sqlite:///"):
-            Path(spec.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(spec.file)))
     except OSError as exc:
         raise ConfigError(f"hydra.sweeper.storage={spec.url}: cannot create its folder "
                           f"({exc.strerror or exc}); choose a writable path") from None
@@ -137,10 +144,8 @@ def check_storage(spec: StorageSpec) -> None:
     build_storage."""
     if spec.kind == "memory":
         return
-    path = Path(spec.url[len("journal:"):]) if spec.kind == "journal" else \
-        Path(spec.url[len("sqlite:///"):]) if spec.url.startswith("sqlite:///") else None
-    if path is not None:
-        folder = path.parent
+    if spec.file is not None:
+        folder = spec.file.parent
         existing = next(p for p in (folder, *folder.parents) if p.exists())
         if not existing.is_dir():
             raise ConfigError(f"hydra.sweeper.storage: cannot create {folder if existing == folder else existing} "
