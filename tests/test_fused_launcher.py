@@ -4,7 +4,6 @@ get pruned alone, resume after a kill, and match solo runs. Real Hydra, real W&B
 real Optuna storage; tiny budgets."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from conftest import PROJECT_ROOT, PYTHON, run_cli
+from conftest import PROJECT_ROOT, PYTHON, run_cli, user_env
 from test_multirun_wandb import inspect
 from sweeps.fused.fused_launcher import fusion_key
 
@@ -122,7 +121,7 @@ def test_a_killed_fused_sweep_resumes_every_member_from_its_checkpoint(tmp_path)
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "beta=0,1", "latent_size=2,3", *FUSED, "logger=csv", "report.enabled=false",
             "trainer.max_steps=400", "trainer.val_check_interval=20", f"hydra.sweep.dir={sweep_dir}"]
-    env = {**os.environ, "WANDB_MODE": "offline", "CI": "1"}
+    env = user_env()
     first = subprocess.Popen([PYTHON, str(PROJECT_ROOT / "train.py"), *args], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = [sweep_dir / str(n) / "checkpoints" / "last.ckpt" for n in range(4)]

@@ -12,7 +12,6 @@ before any trial runs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import PYTHON, PROJECT_ROOT
+from conftest import PYTHON, PROJECT_ROOT, user_env
 
 COMMAND = ["-m", "hydra/sweeper=optuna", "beta=tag(log, interval(0.001, 1))", "latent_size=choice(2, 10)",
            "hydra.sweeper.n_trials=3"]
@@ -29,7 +28,7 @@ SMALL = ["debug=smoke", "logger=csv", "report.enabled=false", "hydra/launcher=ba
 
 
 def train_py(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "CI": "1"}
+    env = user_env()
     return subprocess.run([PYTHON, str(PROJECT_ROOT / "train.py"), *args, f"paths.log_dir={tmp / 'out'}",
                            f"hydra.sweep.dir={tmp / 'sweep'}", "hydra.sweeper.study_name=plain"],
                           cwd=tmp, env=env, capture_output=True, text=True, timeout=600)

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from conftest import user_env
 from sweeps.optuna.search_space import parse_search_space
 from sweeps.optuna.storage import parse_storage
 from vae.errors import ConfigError
@@ -33,7 +34,7 @@ PY = sys.executable
 APP = ROOT / "tests" / "apps" / "objective.py"
 TINY = ["trainer.max_steps=20", "trainer.val_check_interval=10", "data.train_subset=2000",
         "data.val_size=1000", "eval.iwae_samples=2", "callbacks=none"]
-ENV = {**os.environ, "WANDB_MODE": "offline", "CI": "1", "HYDRA_FULL_ERROR": "1"}
+ENV = user_env(HYDRA_FULL_ERROR="1")
 
 
 def run(args: list[str], cwd: Path = ROOT, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import user_env
 from sweeps.report import plots
 from sweeps.report.grid import BINS, make_grid
 from sweeps.report.figures import all_figures
@@ -37,7 +37,7 @@ WANDB = str(Path(sys.executable).with_name("wandb"))
 
 
 def env() -> dict:
-    return {**os.environ, "WANDB_MODE": "offline", "CI": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return user_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 # One worker builds the module-scoped fixture below once; under pytest-xdist (--dist loadgroup)

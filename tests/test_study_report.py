@@ -17,7 +17,6 @@ import base64
 import dataclasses
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
+from conftest import user_env
 from sweeps.report import study_plots
 from sweeps.report.drawing import is_blank
 from sweeps.report.__main__ import main as report_main
@@ -56,7 +56,7 @@ HUES = {"failed": (-12, 12), "pruned": (20, 36)}       # of drawing.STATE_COLOUR
 pytestmark = pytest.mark.xdist_group("test_study_report")
 
 def env() -> dict:
-    return {**os.environ, "WANDB_MODE": "offline", "CI": "1", "HYDRA_FULL_ERROR": "1"}
+    return user_env(HYDRA_FULL_ERROR="1")
 
 
 @pytest.fixture(scope="module")
