@@ -21,7 +21,6 @@ from sweeps.report.grid import MAX_GRID, best_run, lower_is_better, make_grid
 from sweeps.report.runs import Run
 
 
-
 def point_label(run: Run) -> str:
     return f"β={fmt_beta(run.beta)}, z={run.latent_size if run.latent_size is not None else '?'}"
 
